@@ -1,0 +1,1 @@
+namespace Fed.Warehouse.Tests; public class Smoke { [Fact] public void Runs() => Assert.True(true); }
