@@ -1,1 +1,2 @@
-namespace Fed.Core.Tests; public class Smoke { [Fact] public void Runs() => Assert.True(true); }
+namespace Fed.Core.Tests;
+public class Smoke { [Fact] public void Runs() => Assert.True(true); }
