@@ -1,1 +1,9 @@
-return 0;
+using Fed.Cli;
+using Fed.Cli.Commands;
+
+// Every component contributes its commands from Commands/<Component>Commands.cs.
+IReadOnlyList<CliCommand> commands =
+[
+    .. ModelCommands.All,
+];
+return CliApp.Run(args, commands);

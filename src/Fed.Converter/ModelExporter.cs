@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Fed.Core;
+using Fed.Core.Model;
+using Fed.Core.Scoring;
+using Fed.Warehouse;
+
+namespace Fed.Converter;
+
+public enum ExportOutcome { Added, Unchanged }
+
+public sealed record ExportResult(ExportOutcome Outcome, string ModelId, int Version, string Party, string WideTable, int RowsWritten, bool Active);
+
+/// <summary>
+/// Writes one party's partial model into the warehouse: the wide table of the original design
+/// (model_id, version, class_index, intercept, w_1..w_k), its column map, the long table, and the registry row.
+/// All of it in one transaction: a failed export leaves no trace. Exporting the same file again changes nothing;
+/// the same version with different content is refused (versions are immutable; bump the version).
+/// </summary>
+public sealed class ModelExporter(IWarehouse warehouse)
+{
+    public ExportResult Export(PartialModel model, bool activate = true)
+    {
+        if (!warehouse.Dialect.SupportsTransactions)
+            throw new BadInputException($"{warehouse.Dialect.Name} has no transactions: generate the HiveQL with 'fed convert --emit-sql' and run it on the cluster");
+        var m = ScoringModel.From(model);
+        var checksum = model.Checksum ?? throw new BadInputException("model has no checksum: read it with ModelFile.Read or stamp it with ModelFile.Stamp");
+        Schema.EnsureModelTables(warehouse, m);
+        var wide = Schema.WideName(m.PartyId, m.FeatureCount);
+
+        var registry = new ModelRegistry(warehouse);
+        var existing = registry.List(m.ModelId, m.PartyId).FirstOrDefault(e => e.Version == m.Version);
+        if (existing != null)
+        {
+            if (existing.Checksum == checksum)
+                return new ExportResult(ExportOutcome.Unchanged, m.ModelId, m.Version, m.PartyId, wide, 0, existing.IsActive);
+            throw new BadInputException(
+                $"model '{m.ModelId}' v{m.Version} party '{m.PartyId}' already exists in {warehouse.Description} with checksum {existing.Checksum}, " +
+                $"but this file has {checksum}: versions are immutable, export it as a new version");
+        }
+
+        var d = warehouse.Dialect;
+        var rows = 0;
+        var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
+        using (var tx = warehouse.BeginTransaction())
+        {
+            var colSql = $"INSERT INTO {d.Id(Schema.Columns.Name)} (model_id, version, party, position, feature_name, column_name, missing_default) VALUES (?, ?, ?, ?, ?, ?, ?)";
+            for (var f = 0; f < m.FeatureCount; f++, rows++)
+                warehouse.Execute(colSql, m.ModelId, m.Version, m.PartyId, f + 1, m.Features[f], Identifiers.ColumnFor(m.Features[f]), m.Missing.Defaults?[f]);
+
+            var longSql = $"INSERT INTO {d.Id(Schema.Long.Name)} (model_id, version, party, class_index, position, feature, weight) VALUES (?, ?, ?, ?, ?, ?, ?)";
+            var wideCols = string.Join("", Enumerable.Range(1, m.FeatureCount).Select(i => ", " + d.Id($"w_{i}")));
+            var wideSql = $"INSERT INTO {d.Id(wide)} (model_id, version, class_index, intercept{wideCols}) VALUES (?, ?, ?, ?{string.Concat(Enumerable.Repeat(", ?", m.FeatureCount))})";
+            for (var c = 0; c < m.OutputCount; c++)
+            {
+                warehouse.Execute(longSql, m.ModelId, m.Version, m.PartyId, c, 0, "(intercept)", m.Constants[c]);
+                rows++;
+                for (var f = 0; f < m.FeatureCount; f++, rows++)
+                    warehouse.Execute(longSql, m.ModelId, m.Version, m.PartyId, c, f + 1, m.Features[f], m.Weights[c][f]);
+                var args = new object?[4 + m.FeatureCount];
+                args[0] = m.ModelId; args[1] = m.Version; args[2] = c; args[3] = m.Constants[c];
+                for (var f = 0; f < m.FeatureCount; f++) args[4 + f] = m.Weights[c][f];
+                warehouse.Execute(wideSql, args);
+                rows++;
+            }
+
+            if (activate)
+                warehouse.Execute($"UPDATE {d.Id(Schema.Registry.Name)} SET status = ? WHERE model_id = ? AND party = ?", Schema.Inactive, m.ModelId, m.PartyId);
+            warehouse.Execute(
+                $"INSERT INTO {d.Id(Schema.Registry.Name)} (model_id, version, party, role, kind, classes, parties, feature_count, output_count, missing_policy, checksum, wide_table, status, created_at, activated_at) " +
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                m.ModelId, m.Version, m.PartyId, PartialModel.RoleName(m.Role), PartialModel.KindName(m.Kind),
+                JsonSerializer.Serialize(m.Classes), JsonSerializer.Serialize(m.Parties), m.FeatureCount, m.OutputCount,
+                m.Missing.Kind == MissingPolicyKind.Reject ? "reject" : "default", checksum, wide,
+                activate ? Schema.Active : Schema.Inactive, now, activate ? now : null);
+            rows++;
+            tx.Commit();
+        }
+        return new ExportResult(ExportOutcome.Added, m.ModelId, m.Version, m.PartyId, wide, rows, activate);
+    }
+}

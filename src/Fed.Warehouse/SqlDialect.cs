@@ -1,0 +1,110 @@
+using System.Text;
+using Fed.Core;
+
+namespace Fed.Warehouse;
+
+public enum ColumnType { String, Int, BigInt, Double }
+
+public sealed record ColumnDef(string Name, ColumnType Type, bool Nullable = false, string? Comment = null);
+
+/// <summary>A table as Fed defines it once; each dialect renders it. Partition columns become ordinary
+/// columns in engines without partitions (SQLite, PostgreSQL) and PARTITIONED BY columns in Hive.</summary>
+public sealed record TableDef(string Name, IReadOnlyList<ColumnDef> Columns, IReadOnlyList<ColumnDef> PartitionBy, string Comment,
+    IReadOnlyList<string>? Key = null)
+{
+    public IEnumerable<ColumnDef> AllColumns => Columns.Concat(PartitionBy);
+}
+
+/// <summary>
+/// What differs between engines: quoting, types, DDL, transactions. Everything else Fed writes is plain SQL that
+/// SQLite, PostgreSQL, HiveQL and Spark SQL all accept.
+/// </summary>
+public abstract class SqlDialect
+{
+    public static readonly SqlDialect Sqlite = new SqliteDialect();
+    public static readonly SqlDialect Postgres = new PostgresDialect();
+    public static readonly SqlDialect Hive = new HiveDialect();
+
+    public abstract string Name { get; }
+    public abstract bool SupportsTransactions { get; }
+    public abstract string TypeName(ColumnType type);
+    protected abstract char Quote { get; }
+
+    public static SqlDialect Parse(string name) => name.ToLowerInvariant() switch
+    {
+        "sqlite" => Sqlite,
+        "postgres" or "postgresql" => Postgres,
+        "hive" or "spark" or "sparksql" => Hive,
+        _ => throw new BadInputException($"unknown SQL dialect '{name}'; expected sqlite, postgres or hive"),
+    };
+
+    /// <summary>Quotes a name after checking it: the only way a name enters SQL text.</summary>
+    public string Id(string name) => $"{Quote}{Identifiers.SqlName(name)}{Quote}";
+
+    public virtual string CreateTable(TableDef t)
+    {
+        var sb = new StringBuilder();
+        sb.Append("CREATE TABLE IF NOT EXISTS ").Append(Id(t.Name)).Append(" (\n");
+        sb.Append(string.Join(",\n", t.AllColumns.Select(c => $"  {Id(c.Name)} {TypeName(c.Type)}{(c.Nullable ? "" : " NOT NULL")}")));
+        if (t.Key is { Count: > 0 }) sb.Append($",\n  PRIMARY KEY ({string.Join(", ", t.Key.Select(Id))})");
+        sb.Append("\n)");
+        return sb.ToString();
+    }
+
+    sealed class SqliteDialect : SqlDialect
+    {
+        public override string Name => "sqlite";
+        public override bool SupportsTransactions => true;
+        protected override char Quote => '"';
+        public override string TypeName(ColumnType type) => type switch
+        {
+            ColumnType.String => "TEXT",
+            ColumnType.Double => "REAL",
+            _ => "INTEGER",
+        };
+    }
+
+    sealed class PostgresDialect : SqlDialect
+    {
+        public override string Name => "postgres";
+        public override bool SupportsTransactions => true;
+        protected override char Quote => '"';
+        public override string TypeName(ColumnType type) => type switch
+        {
+            ColumnType.String => "TEXT",
+            ColumnType.Double => "DOUBLE PRECISION",
+            ColumnType.Int => "INTEGER",
+            _ => "BIGINT",
+        };
+    }
+
+    /// <summary>HiveQL, which Spark SQL also accepts for these statements: ORC tables, partitions, no transactions.</summary>
+    sealed class HiveDialect : SqlDialect
+    {
+        public override string Name => "hive";
+        public override bool SupportsTransactions => false;
+        protected override char Quote => '`';
+        public override string TypeName(ColumnType type) => type switch
+        {
+            ColumnType.String => "STRING",
+            ColumnType.Double => "DOUBLE",
+            ColumnType.Int => "INT",
+            _ => "BIGINT",
+        };
+
+        public override string CreateTable(TableDef t)
+        {
+            string Col(ColumnDef c) => $"  {Id(c.Name)} {TypeName(c.Type)}{(c.Comment is null ? "" : $" COMMENT '{Escape(c.Comment)}'")}";
+            var sb = new StringBuilder();
+            sb.Append("CREATE TABLE IF NOT EXISTS ").Append(Id(t.Name)).Append(" (\n");
+            sb.Append(string.Join(",\n", t.Columns.Select(Col))).Append("\n)");
+            sb.Append($"\nCOMMENT '{Escape(t.Comment)}'");
+            if (t.PartitionBy.Count > 0) sb.Append("\nPARTITIONED BY (\n").Append(string.Join(",\n", t.PartitionBy.Select(Col))).Append("\n)");
+            sb.Append("\nSTORED AS ORC");
+            return sb.ToString();
+        }
+
+        // Comments are Fed's own constant text; escaping keeps a quote in one from ending the literal.
+        static string Escape(string s) => s.Replace("\\", "\\\\").Replace("'", "\\'");
+    }
+}
