@@ -24,7 +24,15 @@ public static class ModelFile
         return Parse(text, path);
     }
 
-    public static PartialModel Parse(string json, string source = "<model>")
+    public static PartialModel Parse(string json, string source = "<model>") => Parse(json, source, requireChecksum: true);
+
+    /// <summary>
+    /// Reads a file written by another framework's exporter without a checksum yet ("checksum" absent or ""),
+    /// validates it with the same rules and returns it stamped. A present, wrong checksum is still refused.
+    /// </summary>
+    public static PartialModel ParseUnstamped(string json, string source = "<model>") => Stamp(Parse(json, source, requireChecksum: false));
+
+    static PartialModel Parse(string json, string source, bool requireChecksum)
     {
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16 }); }
@@ -34,7 +42,9 @@ public static class ModelFile
         }
         using (doc)
         {
-            var model = new Reader(source).ReadModel(doc.RootElement);
+            var unstamped = !requireChecksum && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            var model = new Reader(source) { SkipChecksum = unstamped }.ReadModel(doc.RootElement);
+            if (unstamped) return model;
             var expected = ComputeChecksum(model);
             if (!string.Equals(model.Checksum, expected, StringComparison.Ordinal))
                 throw new ModelFormatException(source, "checksum",
@@ -288,7 +298,11 @@ public static class ModelFile
             }
 
             string? checksum = null;
-            if (!SkipChecksum) checksum = Str(root, "checksum");
+            if (!SkipChecksum)
+            {
+                checksum = Str(root, "checksum");
+                if (!checksum.StartsWith("sha256:", StringComparison.Ordinal)) throw Error("checksum", $"expected 'sha256:<hex>', got '{checksum}'");
+            }
 
             var known = new HashSet<string> { "schema_version", "model_id", "version", "kind", "classes", "party", "parties",
                 "features", "weights", "intercepts", "transform", "missing", "training", "checksum" };
