@@ -59,12 +59,22 @@ public sealed class ScoringModel
                 }
             }
         }
+        // -0.0 becomes +0.0: some engines (SQLite) do not keep the sign of zero, and it never changes a score's value.
+        foreach (var row in weights) Canonical(row);
+        Canonical(constants);
+        var missing = m.Missing.Defaults is { } d ? m.Missing with { Defaults = Canonical((double[])d.Clone()) } : m.Missing;
         return new ScoringModel
         {
             ModelId = m.ModelId, Version = m.Version, Kind = m.Kind, Classes = m.Classes, PartyId = m.PartyId, Role = m.Role,
-            Parties = m.Parties, Features = m.Features, Weights = weights, Constants = constants, Missing = m.Missing,
+            Parties = m.Parties, Features = m.Features, Weights = weights, Constants = constants, Missing = missing,
             Checksum = m.Checksum ?? ModelFile.ComputeChecksum(m),
         };
+    }
+
+    static double[] Canonical(double[] values)
+    {
+        for (var i = 0; i < values.Length; i++) values[i] += 0.0;
+        return values;
     }
 
     /// <summary>Bit-for-bit equality of everything that affects a score (used to prove warehouse round trips).</summary>

@@ -1,1 +1,0 @@
-namespace Fed.Warehouse.Tests; public class Smoke { [Fact] public void Runs() => Assert.True(true); }
