@@ -77,7 +77,7 @@ public sealed class ModelRegistry(IWarehouse warehouse)
         var features = new string[e.FeatureCount];
         double[]? defaults = e.MissingPolicy == "default" ? new double[e.FeatureCount] : null;
         var seen = 0;
-        using (var r = warehouse.Query($"SELECT position, feature_name, missing_default FROM {d.Id(Schema.Columns.Name)} WHERE model_id = ? AND version = ? AND party = ? ORDER BY position",
+        using (var r = warehouse.Query($"SELECT position, feature_name, {d.ReadDouble("missing_default")} FROM {d.Id(Schema.Columns.Name)} WHERE model_id = ? AND version = ? AND party = ? ORDER BY position",
                    e.ModelId, e.Version, e.Party))
         {
             while (r.Read())
@@ -101,8 +101,8 @@ public sealed class ModelRegistry(IWarehouse warehouse)
         var filled = new bool[e.OutputCount, e.FeatureCount + 1];
         if (layout == WeightLayout.Wide)
         {
-            var cols = string.Join(", ", Enumerable.Range(1, e.FeatureCount).Select(i => d.Id($"w_{i}")));
-            using var r = warehouse.Query($"SELECT class_index, intercept{(cols.Length > 0 ? ", " + cols : "")} FROM {d.Id(Identifiers.SqlName(e.WideTable))} WHERE model_id = ? AND version = ?",
+            var cols = string.Join(", ", Enumerable.Range(1, e.FeatureCount).Select(i => d.ReadDouble(d.Id($"w_{i}"))));
+            using var r = warehouse.Query($"SELECT class_index, {d.ReadDouble("intercept")}{(cols.Length > 0 ? ", " + cols : "")} FROM {d.Id(Identifiers.SqlName(e.WideTable))} WHERE model_id = ? AND version = ?",
                 e.ModelId, e.Version);
             while (r.Read())
             {
@@ -115,7 +115,7 @@ public sealed class ModelRegistry(IWarehouse warehouse)
         }
         else
         {
-            using var r = warehouse.Query($"SELECT class_index, position, weight FROM {d.Id(Schema.Long.Name)} WHERE model_id = ? AND version = ? AND party = ?",
+            using var r = warehouse.Query($"SELECT class_index, position, {d.ReadDouble("weight")} FROM {d.Id(Schema.Long.Name)} WHERE model_id = ? AND version = ? AND party = ?",
                 e.ModelId, e.Version, e.Party);
             while (r.Read())
             {

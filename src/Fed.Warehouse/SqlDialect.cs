@@ -24,6 +24,8 @@ public abstract class SqlDialect
     public static readonly SqlDialect Sqlite = new SqliteDialect();
     public static readonly SqlDialect Postgres = new PostgresDialect();
     public static readonly SqlDialect Hive = new HiveDialect();
+    /// <summary>SQLite reached through the SQLite3 ODBC driver, which converts doubles through 15-digit text.</summary>
+    public static readonly SqlDialect SqliteOverOdbc = new SqliteOdbcDialect();
 
     public abstract string Name { get; }
     public abstract bool SupportsTransactions { get; }
@@ -41,6 +43,9 @@ public abstract class SqlDialect
     /// <summary>Quotes a name after checking it: the only way a name enters SQL text.</summary>
     public string Id(string name) => $"{Quote}{Identifiers.SqlName(name)}{Quote}";
 
+    /// <summary>A DOUBLE column as it must be selected to read back every bit (see <see cref="SqliteOverOdbc"/>).</summary>
+    public virtual string ReadDouble(string expression) => expression;
+
     public virtual string CreateTable(TableDef t)
     {
         var sb = new StringBuilder();
@@ -51,7 +56,7 @@ public abstract class SqlDialect
         return sb.ToString();
     }
 
-    sealed class SqliteDialect : SqlDialect
+    class SqliteDialect : SqlDialect
     {
         public override string Name => "sqlite";
         public override bool SupportsTransactions => true;
@@ -62,6 +67,12 @@ public abstract class SqlDialect
             ColumnType.Double => "REAL",
             _ => "INTEGER",
         };
+    }
+
+    /// <summary>quote() prints a REAL with 17 significant digits, which the driver then parses exactly.</summary>
+    sealed class SqliteOdbcDialect : SqliteDialect
+    {
+        public override string ReadDouble(string expression) => $"CASE WHEN {expression} IS NULL THEN NULL ELSE quote({expression}) END";
     }
 
     sealed class PostgresDialect : SqlDialect

@@ -13,9 +13,6 @@ public static class WarehouseFactory
     public const string DefaultPath = ".fed/warehouse.db";
     public const string EnvironmentVariable = "FED_WAREHOUSE";
 
-    /// <summary>Set by the ODBC backend's assembly initializer, so this project compiles before it exists.</summary>
-    public static Func<string, SqlDialect, IWarehouse>? OdbcOpener { get; set; }
-
     public static string Resolve(string? spec) =>
         string.IsNullOrWhiteSpace(spec) ? Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } env ? env : "sqlite:" + DefaultPath : spec;
 
@@ -30,8 +27,7 @@ public static class WarehouseFactory
                 ?? throw new BadInputException("an odbc: warehouse needs dialect=postgres|sqlite|hive, e.g. odbc:dialect=postgres;Driver={PostgreSQL Unicode};Server=...");
             var dialect = SqlDialect.Parse(dialectPart.Split('=', 2)[1].Trim());
             var connectionString = string.Join(';', parts.Where(p => p != dialectPart)) + ";";
-            var opener = OdbcOpener ?? throw new FedFailureException("the ODBC backend is not available in this build");
-            return opener(connectionString, dialect);
+            return new Odbc.OdbcWarehouse(connectionString, dialect);
         }
         var path = s.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) ? s[7..] : s;
         if (path.Length == 0) throw new BadInputException("sqlite: needs a file path, e.g. sqlite:.fed/warehouse.db");
