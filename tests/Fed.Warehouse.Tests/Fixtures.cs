@@ -6,14 +6,7 @@ namespace Fed.Warehouse.Tests;
 
 public static class Fixtures
 {
-    public static string RepoRoot { get; } = FindRoot();
-
-    static string FindRoot()
-    {
-        var dir = AppContext.BaseDirectory;
-        while (dir != null && !File.Exists(Path.Combine(dir, "Fed.sln"))) dir = Path.GetDirectoryName(dir);
-        return dir ?? throw new InvalidOperationException("repository root not found");
-    }
+    public static string RepoRoot => Fed.TestSupport.TestEnvironment.RepoRoot;
 
     public static string TempDir()
     {

@@ -7,14 +7,7 @@ internal static class OdbcTestSupport
     public const string PgVariable = "FED_TEST_PG_ODBC";
 
     /// <summary>The PostgreSQL ODBC connection string; fails (never skips) the test when it is absent.</summary>
-    public static string PostgresConnectionString()
-    {
-        string? cs = Environment.GetEnvironmentVariable(PgVariable);
-        if (string.IsNullOrWhiteSpace(cs))
-            Assert.Fail($"{PgVariable} is not set: run scripts/test.sh, which starts PostgreSQL and exports " +
-                        $"{PgVariable} (e.g. Driver={{PostgreSQL Unicode}};Server=127.0.0.1;Port=PORT;Database=fedtest;Uid=postgres;)");
-        return cs!;
-    }
+    public static string PostgresConnectionString() => Fed.TestSupport.TestEnvironment.Require(PgVariable);
 
     /// <summary>Doubles that a text-based conversion would easily damage.</summary>
     public static readonly double[] HardDoubles =
