@@ -13,30 +13,21 @@ public sealed record ExportResult(ExportOutcome Outcome, string ModelId, int Ver
 /// <summary>
 /// Writes one party's partial model into the warehouse: the wide table of the original design
 /// (model_id, version, class_index, intercept, w_1..w_k), its column map, the long table, and the registry row.
-/// All of it in one transaction: a failed export leaves no trace. Exporting the same file again changes nothing;
+/// All of it in one transaction: a failed export leaves no trace. Hive and Spark have no transactions: there the
+/// <see cref="HiveModelScript"/> runs instead (atomic per-table overwrites, the registry last, so readers never see a half export). Exporting the same file again changes nothing;
 /// the same version with different content is refused (versions are immutable; bump the version).
 /// </summary>
 public sealed class ModelExporter(IWarehouse warehouse)
 {
     public ExportResult Export(PartialModel model, bool activate = true)
     {
-        if (!warehouse.Dialect.SupportsTransactions)
-            throw new BadInputException($"{warehouse.Dialect.Name} has no transactions: generate the HiveQL with 'fed convert --emit-sql' and run it on the cluster");
         var m = ScoringModel.From(model);
         var checksum = model.Checksum ?? throw new BadInputException("model has no checksum: read it with ModelFile.Read or stamp it with ModelFile.Stamp");
-        Schema.EnsureModelTables(warehouse, m);
         var wide = Schema.WideName(m.PartyId, m.FeatureCount);
+        if (!warehouse.Dialect.SupportsTransactions) return ExportWithoutTransactions(m, activate, wide);
+        Schema.EnsureModelTables(warehouse, m);
 
-        var registry = new ModelRegistry(warehouse);
-        var existing = registry.List(m.ModelId, m.PartyId).FirstOrDefault(e => e.Version == m.Version);
-        if (existing != null)
-        {
-            if (existing.Checksum == checksum)
-                return new ExportResult(ExportOutcome.Unchanged, m.ModelId, m.Version, m.PartyId, wide, 0, existing.IsActive);
-            throw new BadInputException(
-                $"model '{m.ModelId}' v{m.Version} party '{m.PartyId}' already exists in {warehouse.Description} with checksum {existing.Checksum}, " +
-                $"but this file has {checksum}: versions are immutable, export it as a new version");
-        }
+        if (Existing(m, wide) is { } unchanged) return unchanged;
 
         var d = warehouse.Dialect;
         var rows = 0;
@@ -76,5 +67,27 @@ public sealed class ModelExporter(IWarehouse warehouse)
             tx.Commit();
         }
         return new ExportResult(ExportOutcome.Added, m.ModelId, m.Version, m.PartyId, wide, rows, activate);
+    }
+
+    /// <summary>Hive / Spark Thrift Server: run the HiveQL export script (per-table INSERT OVERWRITE, registry last).</summary>
+    ExportResult ExportWithoutTransactions(ScoringModel m, bool activate, string wide)
+    {
+        var statements = HiveModelScript.Generate(m, activate, DateTime.UtcNow);
+        foreach (var ddl in statements.Where(s => s.StartsWith("CREATE ", StringComparison.Ordinal))) warehouse.Execute(ddl);
+        if (Existing(m, wide) is { } unchanged) return unchanged;
+        foreach (var dml in statements.Where(s => !s.StartsWith("CREATE ", StringComparison.Ordinal))) warehouse.Execute(dml);
+        return new ExportResult(ExportOutcome.Added, m.ModelId, m.Version, m.PartyId, wide, statements.Count, activate);
+    }
+
+    /// <summary>Unchanged when this exact version is there already; refused when the version exists with other content.</summary>
+    ExportResult? Existing(ScoringModel m, string wide)
+    {
+        var existing = new ModelRegistry(warehouse).List(m.ModelId, m.PartyId).FirstOrDefault(e => e.Version == m.Version);
+        if (existing is null) return null;
+        if (existing.Checksum == m.Checksum)
+            return new ExportResult(ExportOutcome.Unchanged, m.ModelId, m.Version, m.PartyId, wide, 0, existing.IsActive);
+        throw new BadInputException(
+            $"model '{m.ModelId}' v{m.Version} party '{m.PartyId}' already exists in {warehouse.Description} with checksum {existing.Checksum}, " +
+            $"but this file has {m.Checksum}: versions are immutable, export it as a new version");
     }
 }
