@@ -17,6 +17,10 @@ public static class FeatureLoader
         var d = w.Dialect;
         if (!w.Dialect.SupportsTransactions) throw new BadInputException($"{d.Name} has no transactions: load features with the cluster's own tools");
         w.Execute(d.CreateTable(def));
+        var have = WarehouseFeatureSource.ColumnsOf(w, table);
+        var lacking = def.AllColumns.Select(c => c.Name).Where(c => !have.Contains(c)).ToList();
+        if (lacking.Count > 0)
+            throw new BadInputException($"feature table '{table}' in {w.Description} exists without column(s) {string.Join(", ", lacking)}: load into a new table or drop it");
         var cols = def.AllColumns.Select(c => d.Id(c.Name)).ToArray();
         var insert = $"INSERT INTO {d.Id(table)} ({string.Join(", ", cols)}) VALUES ({string.Join(", ", cols.Select(_ => "?"))})";
         using var source = new CsvFeatureSource(csv, features, idColumn);

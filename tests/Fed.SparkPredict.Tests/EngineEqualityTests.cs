@@ -40,7 +40,7 @@ public class EngineEqualityTests
     {
         var odbc = Env.Require("FED_TEST_PG_ODBC");
         using var s = Make(dataset);
-        using var w = WarehouseFactory.Open("odbc:dialect=postgres;" + odbc);
+        using var w = OdbcTestWarehouse.Open(odbc, SqlDialect.Postgres);
         s.Setup(w, Dt);
         RunAllPaths(s, w);
     }
@@ -57,7 +57,7 @@ public class EngineEqualityTests
         var files = Path.Combine(s.Dir, "scores");
         var localStats = new Dictionary<string, ScoringRunResult>();
         foreach (var p in s.Parties)
-            localStats[p] = LocalEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, "feat_" + p, part), w, files);
+            localStats[p] = LocalEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, s.Table(p), part), w, files);
         CombineJob.Run(w, s.ModelId, null, part, files, Path.Combine(s.Dir, "cov-files.json"));
         AssertSame(refPred, Env.ReadPredictions(w, s.ModelId, Dt), "local engine + file combine");
 
@@ -67,7 +67,7 @@ public class EngineEqualityTests
         {
             var sqlStats = new Dictionary<string, ScoringRunResult>();
             foreach (var p in s.Parties)
-                sqlStats[p] = SqlEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, "feat_" + p, part, layout), w);
+                sqlStats[p] = SqlEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, s.Table(p), part, layout), w);
             foreach (var p in s.Parties)
             {
                 Assert.Equal(localStats[p].RowsScored, sqlStats[p].RowsScored);
@@ -83,7 +83,7 @@ public class EngineEqualityTests
             // The local engine writing the same table gives the same partial scores, bit for bit.
             if (layout == WeightLayout.Wide)
             {
-                foreach (var p in s.Parties) LocalEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, "feat_" + p, part), w, null);
+                foreach (var p in s.Parties) LocalEngine.Execute(ScoringPlan.Build(w, s.ModelId, null, p, s.Table(p), part), w, null);
                 var localPartials = Env.ReadPartials(w, s.ModelId, Dt);
                 Assert.Equal(sqlPartials.Count, localPartials.Count);
                 foreach (var (k, v) in sqlPartials) Assert.Equal(Env.Bits(v), Env.Bits(localPartials[k]));

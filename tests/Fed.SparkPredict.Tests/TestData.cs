@@ -19,12 +19,16 @@ public sealed class Scenario : IDisposable
     public string[] Parties { get; }
     public Dictionary<string, string> Csv { get; } = new();
     public Dictionary<string, PartialModel> Models { get; } = new();
+    public string Dataset { get; }
+    /// <summary>The party's feature table (per data set, since a PostgreSQL test database is shared).</summary>
+    public string Table(string party) => $"feat_{Dataset}_{party}";
 
     /// <summary>dataset: breast_cancer | wine | german_credit. missing: per party, the policy (reject or default).</summary>
     public Scenario(string dataset, ModelKind kind, string[] classes, int seed = 42, Dictionary<string, MissingPolicyKind>? policy = null,
         Dictionary<string, int>? blanks = null)
     {
         Directory.CreateDirectory(ModelsDir);
+        Dataset = dataset;
         ModelId = dataset.Replace("_", "-") + "-m";
         Kind = kind;
         var files = Directory.GetFiles(Path.Combine(DataRoot, dataset), "*.csv").Where(f => !f.EndsWith("centralized.csv"))
@@ -73,7 +77,7 @@ public sealed class Scenario : IDisposable
     public void Setup(IWarehouse w, string dt = "2024-03-01")
     {
         foreach (var m in Models.Values) new ModelExporter(w).Export(m);
-        foreach (var p in Parties) FeatureLoader.Load(w, Csv[p], "feat_" + p, Partition.Parse(dt, null));
+        foreach (var p in Parties) FeatureLoader.Load(w, Csv[p], Table(p), Partition.Parse(dt, null));
     }
 
     public void Dispose() { try { Directory.Delete(Dir, true); } catch (IOException) { } }
