@@ -1,0 +1,61 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Fed.Core.Scoring;
+
+/// <summary>
+/// THE key/value format of predictions in Redis, shared by every writer (batch load-redis, streaming, online serving)
+/// and every reader (lookup, serving). Change it here only.
+/// <list type="bullet">
+/// <item><c>fed:pred:{model_id}:v{version}:{sample_id}</c> → <see cref="PredictionRecord"/> JSON (optionally with a TTL).</item>
+/// <item><c>fed:pred:{model_id}:active</c> → the version number (decimal text) that lookups by model id alone use.
+/// A writer sets it only after every record of that version is written, so a reader never sees a half-loaded version.</item>
+/// </list>
+/// The sample id is the last key segment and may itself contain ':'.
+/// </summary>
+public static class PredictionKeys
+{
+    public const string Prefix = "fed:pred:";
+
+    public static string Record(string modelId, int version, string sampleId) =>
+        $"{Prefix}{Identifiers.ModelId(modelId)}:v{version.ToString(CultureInfo.InvariantCulture)}:{sampleId}";
+
+    public static string ActiveVersion(string modelId) => $"{Prefix}{Identifiers.ModelId(modelId)}:active";
+}
+
+/// <summary>One prediction as stored in Redis (see <see cref="PredictionKeys"/>). Doubles are written round-trippable.</summary>
+public sealed record PredictionRecord
+{
+    [JsonPropertyName("model_id")] public required string ModelId { get; init; }
+    [JsonPropertyName("version")] public required int Version { get; init; }
+    [JsonPropertyName("sample_id")] public required string SampleId { get; init; }
+    /// <summary>P(class 1) for logistic, the value for linear, the top class's probability for softmax.</summary>
+    [JsonPropertyName("predict_value")] public required double PredictValue { get; init; }
+    /// <summary>Softmax only: the predicted class label.</summary>
+    [JsonPropertyName("predicted_class")] public string? PredictedClass { get; init; }
+    /// <summary>Softmax only: class label → probability, in the model's class order.</summary>
+    [JsonPropertyName("probabilities")] public Dictionary<string, double>? Probabilities { get; init; }
+    [JsonPropertyName("dt")] public string? Dt { get; init; }
+    [JsonPropertyName("hour")] public string? Hour { get; init; }
+    /// <summary>Which path wrote it: batch, streaming, online.</summary>
+    [JsonPropertyName("source")] public string Source { get; init; } = "batch";
+    /// <summary>UTC, ISO 8601.</summary>
+    [JsonPropertyName("written_at")] public required string WrittenAt { get; init; }
+
+    static readonly JsonSerializerOptions Options = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
+
+    public static PredictionRecord Parse(string json, string key)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<PredictionRecord>(json, Options) ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw new FedFailureException($"Redis key '{key}' does not hold a Fed prediction record: {e.Message}", e);
+        }
+    }
+}
