@@ -210,12 +210,15 @@ public abstract class ServiceHost : IAsyncDisposable
         return ms.ToArray();
     }
 
+    // Messages quote names with '...': keep them readable (the body is JSON, not HTML).
+    static readonly JsonSerializerOptions ErrorJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static Task Error(HttpContext ctx, int status, string message, string type)
     {
         ctx.Response.StatusCode = status;
         ctx.Response.ContentType = "application/json";
         var rid = ctx.Response.Headers["X-Request-Id"].ToString();
-        return ctx.Response.WriteAsync(JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = message, ["error_type"] = type, ["request_id"] = rid }));
+        return ctx.Response.WriteAsync(JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = message, ["error_type"] = type, ["request_id"] = rid }, ErrorJson));
     }
 
     protected static RequestInfo Info(HttpContext ctx) => (RequestInfo)ctx.Items[typeof(RequestInfo)]!;
