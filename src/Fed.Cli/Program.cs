@@ -6,5 +6,6 @@ IReadOnlyList<CliCommand> commands =
 [
     .. ModelCommands.All,
     .. ServeCommands.All,
+    .. PredictCommands.All,
 ];
 return CliApp.Run(args, commands);

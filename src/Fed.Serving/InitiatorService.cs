@@ -19,7 +19,7 @@ public sealed record PartyOutcome(string Party, string Status, string? Error, do
 /// <summary>
 /// The initiator: <c>POST /v1/predict</c> resolves the model version once, fans the task out to every party of the
 /// model in parallel (signed, with per-party timeouts, over pooled keep-alive connections), combines the partial
-/// scores through <see cref="Combiner"/> and caches each prediction in Redis under <see cref="PredictionRecord.Key(string,int,string)"/>.
+/// scores through <see cref="Combiner"/> and caches each prediction in Redis under <see cref="PredictionKeys.Record"/> (the format shared with the batch path).
 /// A sample gets a value only when every party answered ok for it; otherwise its status says which party failed and how.
 /// <c>GET /v1/predictions/{model_id}/{sample_id}</c> serves cached (online or batch-loaded) predictions.
 /// </summary>
@@ -94,7 +94,7 @@ public sealed class InitiatorService : ServiceHost
             switch (p.Name)
             {
                 case "model_id": modelId = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'model_id' must be a string"); break;
-                case "sample_ids": ids = PartyService.SampleIds(p.Value, maxBatch); break;
+                case "sample_ids": ids = SampleIds.Parse(p.Value, maxBatch); break;
                 case "mode": mode = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mode' must be a string"); break;
                 case "use_cache": useCache = p.Value.ValueKind is JsonValueKind.True or JsonValueKind.False ? p.Value.GetBoolean() : throw new BadInputException("'use_cache' must be true or false"); break;
                 default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, sample_ids, mode, use_cache)");
@@ -119,12 +119,12 @@ public sealed class InitiatorService : ServiceHost
         if (req.UseCache)
         {
             var keys = new RedisKey[n];
-            for (var i = 0; i < n; i++) keys[i] = PredictionRecord.Key(sig.ModelId, version, req.SampleIds[i]);
+            for (var i = 0; i < n; i++) keys[i] = PredictionKeys.Record(sig.ModelId, version, req.SampleIds[i]);
             try
             {
                 var values = await Redis.StringGetAsync(keys);
                 for (var i = 0; i < n; i++)
-                    if (values[i].HasValue) { records[i] = PredictionRecord.Parse(values[i]!); fromCache[i] = true; }
+                    if (values[i].HasValue) { records[i] = PredictionRecord.Parse(values[i]!, keys[i]!); fromCache[i] = true; }
                 var hits = fromCache.Count(h => h);
                 Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "hit"), hits);
                 Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "miss"), n - hits);
@@ -145,7 +145,7 @@ public sealed class InitiatorService : ServiceHost
             var missIds = missIdx.Select(i => req.SampleIds[i]).ToArray();
             var body = PartyRequestBody(sig.ModelId, version, missIds, req.Mode);
             outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, body, info.RequestId, ctx.RequestAborted)));
-            var now = DateTime.UtcNow;
+            var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
             var toCache = new List<PredictionRecord>(missIdx.Length);
             var partials = new Dictionary<string, double[]>(sig.Parties.Length, StringComparer.Ordinal);
             for (var j = 0; j < missIdx.Length; j++)
@@ -171,7 +171,7 @@ public sealed class InitiatorService : ServiceHost
                 statuses[i] = worst;
                 failures[i] = why;
                 if (worst != SampleStatus.Ok) continue;
-                var rec = PredictionRecord.From(sig, req.SampleIds[i], Combiner.Combine(sig, partials, req.SampleIds[i]), "online:" + PredictionModes.Name(req.Mode), now);
+                var rec = Record(sig, req.SampleIds[i], Combiner.Combine(sig, partials, req.SampleIds[i]), now);
                 records[i] = rec;
                 toCache.Add(rec);
             }
@@ -208,10 +208,10 @@ public sealed class InitiatorService : ServiceHost
                 if (records[i] is { } r)
                 {
                     w.WriteString("status", SampleStatus.Ok);
-                    w.WriteNumber("value", r.Value);
+                    w.WriteNumber("value", r.PredictValue);
                     if (r.PredictedClass is null) w.WriteNull("predicted_class"); else w.WriteString("predicted_class", r.PredictedClass);
                     if (r.Probabilities is null) w.WriteNull("probabilities");
-                    else { w.WriteStartArray("probabilities"); foreach (var p in r.Probabilities) w.WriteNumberValue(p); w.WriteEndArray(); }
+                    else { w.WriteStartObject("probabilities"); foreach (var (c, p) in r.Probabilities) w.WriteNumber(c, p); w.WriteEndObject(); }
                     w.WriteString("source", fromCache[i] ? "cache" : r.Source);
                 }
                 else
@@ -227,6 +227,23 @@ public sealed class InitiatorService : ServiceHost
             w.WriteEndObject();
         }
         await ctx.Response.BodyWriter.FlushAsync();
+    }
+
+    /// <summary>The shared Redis record (<see cref="PredictionRecord"/>) of an online prediction.</summary>
+    static PredictionRecord Record(ModelSignature sig, string sampleId, Prediction p, string now)
+    {
+        Dictionary<string, double>? probs = null;
+        if (p.Probabilities != null)
+        {
+            probs = new Dictionary<string, double>(sig.Classes.Length, StringComparer.Ordinal);
+            for (var c = 0; c < sig.Classes.Length; c++) probs[sig.Classes[c]] = p.Probabilities[c];
+        }
+        return new PredictionRecord
+        {
+            ModelId = sig.ModelId, Version = sig.Version, SampleId = sampleId, PredictValue = p.Value,
+            PredictedClass = sig.Kind == Fed.Core.Model.ModelKind.Softmax ? sig.Classes[p.PredictedClass] : null,
+            Probabilities = probs, Source = "online", WrittenAt = now,
+        };
     }
 
     static byte[] PartyRequestBody(string modelId, int version, string[] ids, PredictionMode mode)
@@ -349,7 +366,7 @@ public sealed class InitiatorService : ServiceHost
         {
             var db = Redis;
             var tasks = new Task[records.Count];
-            for (var i = 0; i < records.Count; i++) tasks[i] = db.StringSetAsync(records[i].Key(), records[i].ToJson(), _ttl);
+            for (var i = 0; i < records.Count; i++) tasks[i] = db.StringSetAsync(PredictionKeys.Record(records[i].ModelId, records[i].Version, records[i].SampleId), records[i].ToJson(), _ttl);
             await Task.WhenAll(tasks);
         }
         catch (RedisException e)
@@ -362,13 +379,13 @@ public sealed class InitiatorService : ServiceHost
     async Task Lookup(HttpContext ctx, string modelId, string sampleId)
     {
         Identifiers.ModelId(modelId);
-        PredictionRecord.CheckSampleId(sampleId);
+        SampleIds.Check(sampleId);
         int version;
         if (ctx.Request.Query.TryGetValue("version", out var vq))
             version = int.TryParse(vq.ToString(), out var v) && v >= 1 ? v : throw new BadInputException("'version' must be an integer >= 1");
         else version = Models.ActiveVersion(modelId);
         RedisValue value;
-        try { value = await Redis.StringGetAsync(PredictionRecord.Key(modelId, version, sampleId)); }
+        try { value = await Redis.StringGetAsync(PredictionKeys.Record(modelId, version, sampleId)); }
         catch (RedisException e) { throw new FedFailureException("prediction cache unavailable: " + e.Message, e); }
         Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", value.HasValue ? "hit" : "miss"));
         ctx.Response.ContentType = "application/json";

@@ -277,7 +277,7 @@ public sealed class PartyService : ServiceHost
                     if (p.Value.ValueKind == JsonValueKind.Null) break;
                     version = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var v) && v >= 1 ? v : throw new BadInputException("'version' must be an integer >= 1");
                     break;
-                case "sample_ids": ids = SampleIds(p.Value, maxBatch); break;
+                case "sample_ids": ids = SampleIds.Parse(p.Value, maxBatch); break;
                 case "mode": mode = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mode' must be a string"); break;
                 case "features": features = Features(p.Value); break;
                 default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, version, sample_ids, mode, features)");
@@ -295,26 +295,6 @@ public sealed class PartyService : ServiceHost
                 if (!set.Contains(id)) throw new BadInputException($"'features' has sample '{id}' that is not in 'sample_ids'");
         }
         return new PartialScoreRequest(modelId, version, ids, m, features);
-    }
-
-    /// <summary>1..maxBatch distinct, valid sample ids.</summary>
-    public static string[] SampleIds(JsonElement el, int maxBatch)
-    {
-        if (el.ValueKind != JsonValueKind.Array) throw new BadInputException("'sample_ids' must be an array of strings");
-        var n = el.GetArrayLength();
-        if (n == 0) throw new BadInputException("'sample_ids' is empty");
-        if (n > maxBatch) throw new BadInputException($"'sample_ids' has {n} ids; the limit is {maxBatch} per request (max_batch): split the request");
-        var ids = new string[n];
-        var seen = new HashSet<string>(n, StringComparer.Ordinal);
-        var i = 0;
-        foreach (var x in el.EnumerateArray())
-        {
-            if (x.ValueKind != JsonValueKind.String) throw new BadInputException($"sample_ids[{i}] must be a string");
-            var s = PredictionRecord.CheckSampleId(x.GetString()!);
-            if (!seen.Add(s)) throw new BadInputException($"sample id '{s}' appears twice in 'sample_ids'");
-            ids[i++] = s;
-        }
-        return ids;
     }
 
     static Dictionary<string, Dictionary<string, double>> Features(JsonElement el)
@@ -367,5 +347,36 @@ static class AdminEndpoints
         var active = models.Rollback(id);
         log.Write("info", "model rolled back", ("model_id", id), ("version", active));
         await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
+    }
+}
+
+/// <summary>Sample ids are data, but they end up in Redis keys and logs: 1-256 characters, no control characters.</summary>
+public static class SampleIds
+{
+    public static string Check(string sampleId)
+    {
+        if (string.IsNullOrEmpty(sampleId) || sampleId.Length > 256 || sampleId.Any(char.IsControl))
+            throw new BadInputException($"invalid sample id '{(sampleId is null ? "(null)" : sampleId.Length > 60 ? sampleId[..60] + "..." : sampleId)}': use 1-256 characters without control characters");
+        return sampleId;
+    }
+
+    /// <summary>1..maxBatch distinct, valid sample ids.</summary>
+    public static string[] Parse(JsonElement el, int maxBatch)
+    {
+        if (el.ValueKind != JsonValueKind.Array) throw new BadInputException("'sample_ids' must be an array of strings");
+        var n = el.GetArrayLength();
+        if (n == 0) throw new BadInputException("'sample_ids' is empty");
+        if (n > maxBatch) throw new BadInputException($"'sample_ids' has {n} ids; the limit is {maxBatch} per request (max_batch): split the request");
+        var ids = new string[n];
+        var seen = new HashSet<string>(n, StringComparer.Ordinal);
+        var i = 0;
+        foreach (var x in el.EnumerateArray())
+        {
+            if (x.ValueKind != JsonValueKind.String) throw new BadInputException($"sample_ids[{i}] must be a string");
+            var s = Check(x.GetString()!);
+            if (!seen.Add(s)) throw new BadInputException($"sample id '{s}' appears twice in 'sample_ids'");
+            ids[i++] = s;
+        }
+        return ids;
     }
 }

@@ -64,6 +64,20 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     }
 
     [Fact]
+    public async Task Predictions_equal_the_batch_path_fed_predict_local()
+    {
+        var outCsv = Path.Combine(W.Dir, "local.csv");
+        var local = Fed.SparkPredict.LocalPredictor.Run(Path.Combine(W.Dir, "v2"),
+            [("guest", Path.Combine(ServingWorld.DataDir, "guest.csv")), ("host", Path.Combine(ServingWorld.DataDir, "host.csv"))], outCsv);
+        var expected = File.ReadAllLines(outCsv).Skip(1).Select(l => l.Split(',')).ToDictionary(a => a[0], a => double.Parse(a[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(W.SharedIds.Length, expected.Count);
+        foreach (var chunk in W.SharedIds.Chunk(100))
+            foreach (var p in (await Predict(chunk)).GetProperty("predictions").EnumerateArray())
+                SameBits(expected[p.GetProperty("sample_id").GetString()!], p.GetProperty("value").GetDouble(), "vs predict local");
+        Assert.Equal(W.GuestOnlyIds.Length, local.Predictions.Missing.Count(m => m.MissingParties.Contains("host")));
+    }
+
+    [Fact]
     public async Task A_sample_one_party_lacks_is_sample_not_found_without_a_value()
     {
         var missing = W.GuestOnlyIds.Take(3).ToArray();
@@ -225,7 +239,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     public async Task Predictions_are_cached_in_Redis_with_the_version_in_the_key_and_served_by_GET()
     {
         var ids = W.SharedIds.Skip(200).Take(20).ToArray();
-        foreach (var id in ids) await W.Initiator.Redis.KeyDeleteAsync(PredictionRecord.Key(W.ModelId, 2, id));
+        foreach (var id in ids) await W.Initiator.Redis.KeyDeleteAsync(PredictionKeys.Record(W.ModelId, 2, id));
         var (s0, _) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/{ids[0]}", null);
         Assert.Equal(404, s0);
         var r = await Predict(ids);
@@ -233,22 +247,24 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         {
             var raw = await W.Initiator.Redis.StringGetAsync($"fed:pred:{W.ModelId}:v2:{id}");
             Assert.True(raw.HasValue, "key fed:pred:{model}:v{version}:{sample} must exist");
-            var rec = PredictionRecord.Parse(raw!);
-            SameBits(W.Direct(id, 2), rec.Value, "cached " + id);
+            var rec = PredictionRecord.Parse(raw!, "k");
+            SameBits(W.Direct(id, 2), rec.PredictValue, "cached " + id);
+            Assert.Equal("online", rec.Source);
             Assert.Equal(2, rec.Version);
             var (s, body) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/{id}", null);
             Assert.Equal(200, s);
-            SameBits(W.Direct(id, 2), JsonDocument.Parse(body).RootElement.GetProperty("value").GetDouble(), "GET " + id);
+            SameBits(W.Direct(id, 2), JsonDocument.Parse(body).RootElement.GetProperty("predict_value").GetDouble(), "GET " + id);
         }
         var cached = await Predict(ids, useCache: true);
         Assert.All(cached.GetProperty("predictions").EnumerateArray(), p => Assert.Equal("cache", p.GetProperty("source").GetString()));
         Assert.Empty(cached.GetProperty("parties").EnumerateArray());
         // A batch-loaded record (written by another path in the shared format) is served too.
-        var batch = new PredictionRecord(W.ModelId, 2, "batch-only-sample", 0.125, null, null, "batch", "2026-11-21T00:00:00.000Z");
-        await W.Initiator.Redis.StringSetAsync(batch.Key(), batch.ToJson());
+        var batch = new PredictionRecord { ModelId = W.ModelId, Version = 2, SampleId = "batch-only-sample", PredictValue = 0.125, Dt = ServingWorld.Dt, WrittenAt = "2026-11-21T00:00:00.000Z" };
+        await W.Initiator.Redis.StringSetAsync(PredictionKeys.Record(W.ModelId, 2, batch.SampleId), batch.ToJson());
         var (sb, bb) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/batch-only-sample", null);
         Assert.Equal(200, sb);
-        Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("value").GetDouble());
+        Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
+        Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
         var metrics = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
         Assert.Contains("fed_cache_hit_ratio ", metrics);
         Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);

@@ -114,7 +114,7 @@ public sealed class ServingWorld : IAsyncDisposable
                     Weights = [weights], Intercepts = party == "guest" ? [version == 1 ? -0.4 : 0.25] : [],
                     Transform = new FeatureTransform(TransformKind.Standardize, mean, std),
                 };
-                var file = Path.Combine(Dir, $"{party}.v{version}.json");
+                var file = Path.Combine(Dir, $"v{version}", $"{party}.json");
                 ModelFile.Write(pm, file);
                 var stamped = ModelFile.Read(file);
                 new ModelExporter(w).Export(stamped, activate: true);

@@ -1,88 +1,61 @@
+using System.Globalization;
 using System.Text.Json;
-using Fed.Core.Model;
+using System.Text.Json.Serialization;
 
 namespace Fed.Core.Scoring;
 
 /// <summary>
-/// A combined prediction as it is cached in Redis, shared by the online service and the batch path that loads
-/// precomputed predictions: key <c>fed:pred:{model_id}:v{version}:{sample_id}</c>, value the compact JSON of this record.
-/// The version is in the key, so activating or rolling back a version never serves another version's prediction.
+/// THE key/value format of predictions in Redis, shared by every writer (batch load-redis, streaming, online serving)
+/// and every reader (lookup, serving). Change it here only.
+/// <list type="bullet">
+/// <item><c>fed:pred:{model_id}:v{version}:{sample_id}</c> → <see cref="PredictionRecord"/> JSON (optionally with a TTL).</item>
+/// <item><c>fed:pred:{model_id}:active</c> → the version number (decimal text) that lookups by model id alone use.
+/// A writer sets it only after every record of that version is written, so a reader never sees a half-loaded version.</item>
+/// </list>
+/// The sample id is the last key segment and may itself contain ':'.
 /// </summary>
-public sealed record PredictionRecord(
-    string ModelId, int Version, string SampleId, double Value, string? PredictedClass, double[]? Probabilities,
-    string Source, string ComputedAt)
+public static class PredictionKeys
 {
-    public const string KeyPrefix = "fed:pred:";
+    public const string Prefix = "fed:pred:";
 
-    /// <summary>The Redis key; model id checked by <see cref="Identifiers.ModelId"/>, sample id must be 1-256 chars without control characters.</summary>
-    public static string Key(string modelId, int version, string sampleId) =>
-        $"{KeyPrefix}{Identifiers.ModelId(modelId)}:v{version}:{CheckSampleId(sampleId)}";
+    public static string Record(string modelId, int version, string sampleId) =>
+        $"{Prefix}{Identifiers.ModelId(modelId)}:v{version.ToString(CultureInfo.InvariantCulture)}:{sampleId}";
 
-    public string Key() => Key(ModelId, Version, SampleId);
+    public static string ActiveVersion(string modelId) => $"{Prefix}{Identifiers.ModelId(modelId)}:active";
+}
 
-    /// <summary>Sample ids are data, but they end up in keys and logs: bounded length, no control characters.</summary>
-    public static string CheckSampleId(string sampleId)
-    {
-        if (string.IsNullOrEmpty(sampleId) || sampleId.Length > 256 || sampleId.Any(char.IsControl))
-            throw new BadInputException($"invalid sample id '{(sampleId is null ? "(null)" : sampleId.Length > 60 ? sampleId[..60] + "..." : sampleId)}': use 1-256 characters without control characters");
-        return sampleId;
-    }
+/// <summary>One prediction as stored in Redis (see <see cref="PredictionKeys"/>). Doubles are written round-trippable.</summary>
+public sealed record PredictionRecord
+{
+    [JsonPropertyName("model_id")] public required string ModelId { get; init; }
+    [JsonPropertyName("version")] public required int Version { get; init; }
+    [JsonPropertyName("sample_id")] public required string SampleId { get; init; }
+    /// <summary>P(class 1) for logistic, the value for linear, the top class's probability for softmax.</summary>
+    [JsonPropertyName("predict_value")] public required double PredictValue { get; init; }
+    /// <summary>Softmax only: the predicted class label.</summary>
+    [JsonPropertyName("predicted_class")] public string? PredictedClass { get; init; }
+    /// <summary>Softmax only: class label → probability, in the model's class order.</summary>
+    [JsonPropertyName("probabilities")] public Dictionary<string, double>? Probabilities { get; init; }
+    [JsonPropertyName("dt")] public string? Dt { get; init; }
+    [JsonPropertyName("hour")] public string? Hour { get; init; }
+    /// <summary>Which path wrote it: batch, streaming, online.</summary>
+    [JsonPropertyName("source")] public string Source { get; init; } = "batch";
+    /// <summary>UTC, ISO 8601.</summary>
+    [JsonPropertyName("written_at")] public required string WrittenAt { get; init; }
 
-    /// <summary>Builds the record of a prediction from <see cref="Combiner"/> (predicted class as a label for softmax, else null).</summary>
-    public static PredictionRecord From(ModelSignature model, string sampleId, Prediction p, string source, DateTime? at = null) =>
-        new(model.ModelId, model.Version, sampleId, p.Value,
-            model.Kind == ModelKind.Softmax ? model.Classes[p.PredictedClass] : null,
-            p.Probabilities, source, (at ?? DateTime.UtcNow).ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
+    static readonly JsonSerializerOptions Options = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    /// <summary>Compact JSON: {"model_id","version","sample_id","value","predicted_class","probabilities","source","computed_at"}.
-    /// Doubles are written in shortest round-trip form, so the value survives the cache bit for bit.</summary>
-    public string ToJson()
-    {
-        using var ms = new MemoryStream(256);
-        using (var w = new Utf8JsonWriter(ms)) Write(w);
-        return System.Text.Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length);
-    }
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
 
-    public void Write(Utf8JsonWriter w)
-    {
-        w.WriteStartObject();
-        w.WriteString("model_id", ModelId);
-        w.WriteNumber("version", Version);
-        w.WriteString("sample_id", SampleId);
-        w.WriteNumber("value", Value);
-        if (PredictedClass is null) w.WriteNull("predicted_class"); else w.WriteString("predicted_class", PredictedClass);
-        if (Probabilities is null) w.WriteNull("probabilities");
-        else
-        {
-            w.WriteStartArray("probabilities");
-            foreach (var p in Probabilities) w.WriteNumberValue(p);
-            w.WriteEndArray();
-        }
-        w.WriteString("source", Source);
-        w.WriteString("computed_at", ComputedAt);
-        w.WriteEndObject();
-    }
-
-    public static PredictionRecord Parse(string json)
+    public static PredictionRecord Parse(string json, string key)
     {
         try
         {
-            using var doc = JsonDocument.Parse(json);
-            var r = doc.RootElement;
-            double[]? probs = null;
-            if (r.TryGetProperty("probabilities", out var pe) && pe.ValueKind == JsonValueKind.Array)
-                probs = pe.EnumerateArray().Select(x => x.GetDouble()).ToArray();
-            return new PredictionRecord(
-                r.GetProperty("model_id").GetString()!, r.GetProperty("version").GetInt32(), r.GetProperty("sample_id").GetString()!,
-                r.GetProperty("value").GetDouble(),
-                r.TryGetProperty("predicted_class", out var pc) && pc.ValueKind == JsonValueKind.String ? pc.GetString() : null,
-                probs,
-                r.TryGetProperty("source", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString()! : "unknown",
-                r.TryGetProperty("computed_at", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : "");
+            return JsonSerializer.Deserialize<PredictionRecord>(json, Options) ?? throw new JsonException("null");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (JsonException e)
         {
-            throw new BadInputException($"cached prediction is not a valid PredictionRecord: {e.Message}", e);
+            throw new FedFailureException($"Redis key '{key}' does not hold a Fed prediction record: {e.Message}", e);
         }
     }
 }
