@@ -5,30 +5,33 @@ using Fed.Warehouse;
 
 namespace Fed.Serving;
 
-/// <summary>Warehouse connections for concurrent requests (a SQLite or ODBC connection serves one statement at a time).</summary>
+/// <summary>
+/// Warehouse connections for concurrent requests (a SQLite or ODBC connection serves one statement at a time).
+/// Never blocks a request thread waiting for a connection: a request takes an idle one or opens one; at most
+/// <c>max</c> idle connections are kept, extra ones are closed when returned.
+/// </summary>
 public sealed class WarehousePool(string spec, int max) : IDisposable
 {
     readonly ConcurrentBag<IWarehouse> _idle = [];
-    readonly SemaphoreSlim _slots = new(max, max);
+    int _idleCount;
 
     public string Spec => spec;
 
     public T Use<T>(Func<IWarehouse, T> work)
     {
-        _slots.Wait();
         IWarehouse? w = null;
         try
         {
-            if (!_idle.TryTake(out w)) w = WarehouseFactory.Open(spec);
+            if (_idle.TryTake(out w)) Interlocked.Decrement(ref _idleCount);
+            else w = WarehouseFactory.Open(spec);
             var result = work(w);
-            _idle.Add(w);
-            w = null;
+            if (Interlocked.Increment(ref _idleCount) <= max) { _idle.Add(w); w = null; }
+            else Interlocked.Decrement(ref _idleCount);
             return result;
         }
         finally
         {
-            w?.Dispose(); // a connection that failed mid-statement is not reused
-            _slots.Release();
+            w?.Dispose(); // a connection that failed mid-statement, or one beyond the idle limit, is closed
         }
     }
 
