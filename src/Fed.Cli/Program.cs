@@ -6,6 +6,7 @@ IReadOnlyList<CliCommand> commands =
 [
     .. ModelCommands.All,
     .. ConvertCommands.All,
+    .. ServeCommands.All,
     .. PredictCommands.All,
 ];
 return CliApp.Run(args, commands);

@@ -1,0 +1,409 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Fed.Core;
+using Fed.Core.Scoring;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using StackExchange.Redis;
+
+namespace Fed.Serving;
+
+/// <summary>What one party did for one fan-out: ok with per-sample results, or timeout / error with the reason.</summary>
+public sealed record PartyOutcome(string Party, string Status, string? Error, double LatencyMs, PartySampleResult[]? Results, string? CoverageJson)
+{
+    public const string Ok = "ok", Timeout = "timeout", Failed = "error";
+}
+
+/// <summary>
+/// The initiator: <c>POST /v1/predict</c> resolves the model version once, fans the task out to every party of the
+/// model in parallel (signed, with per-party timeouts, over pooled keep-alive connections), combines the partial
+/// scores through <see cref="Combiner"/> and caches each prediction in Redis under <see cref="PredictionKeys.Record"/> (the format shared with the batch path).
+/// A sample gets a value only when every party answered ok for it; otherwise its status says which party failed and how.
+/// <c>GET /v1/predictions/{model_id}/{sample_id}</c> serves cached (online or batch-loaded) predictions.
+/// </summary>
+public sealed class InitiatorService : ServiceHost
+{
+    readonly InitiatorConfig _config;
+    readonly WarehousePool _pool;
+    readonly HttpClient _http;
+    readonly Dictionary<string, (PartyEndpoint Endpoint, byte[] Key, Uri Uri)> _parties;
+    readonly ConnectionMultiplexer _redis;
+    readonly TimeSpan _ttl;
+
+    public InitiatorService(InitiatorConfig config) : base(config, "initiator:" + config.PartyId)
+    {
+        _config = config;
+        _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
+        Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
+        _parties = config.Parties.ToDictionary(p => p.PartyId,
+            p => (p, ServingConfig.DecodeKey(p.Key, p.KeyEnv, "parties." + p.PartyId), new Uri(new Uri(p.Url.TrimEnd('/') + "/"), "v1/partial-scores")),
+            StringComparer.Ordinal);
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            MaxConnectionsPerServer = config.MaxConnectionsPerParty,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        })
+        { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
+        var opts = ConfigurationOptions.Parse(config.Redis);
+        opts.AbortOnConnectFail = false;
+        _redis = ConnectionMultiplexer.Connect(opts);
+        _ttl = TimeSpan.FromSeconds(config.CacheTtlSeconds);
+        Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
+        {
+            double hit = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "hit"));
+            double miss = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "miss"));
+            return hit + miss == 0 ? double.NaN : hit / (hit + miss);
+        });
+    }
+
+    public ModelCache Models { get; }
+    public IDatabase Redis => _redis.GetDatabase();
+
+    protected override string? NotReadyReason()
+    {
+        if (!_redis.IsConnected) return "redis not connected (" + _config.Redis + ")";
+        try { _pool.Use(w => w.TableExists(Fed.Warehouse.Schema.Registry.Name) ? 0 : throw new FedFailureException("no model registry table")); return null; }
+        catch (FedException e) { return "warehouse: " + e.Message; }
+    }
+
+    protected override void Map(WebApplication app)
+    {
+        app.MapPost("/v1/predict", Predict);
+        app.MapGet("/v1/predictions/{model_id}/{sample_id}", (HttpContext ctx, string model_id, string sample_id) => Lookup(ctx, model_id, sample_id));
+        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => AdminEndpoints.Activate(ctx, Models, id, Log));
+        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => AdminEndpoints.Rollback(ctx, Models, id, Log));
+    }
+
+    sealed record PredictRequest(string ModelId, string[] SampleIds, PredictionMode Mode, bool UseCache);
+
+    static PredictRequest ParsePredict(byte[] body, int maxBatch)
+    {
+        using var doc = ParseBody(body);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new BadInputException("request body must be a JSON object");
+        string? modelId = null, mode = null; string[]? ids = null; var useCache = false;
+        foreach (var p in root.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "model_id": modelId = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'model_id' must be a string"); break;
+                case "sample_ids": ids = SampleIds.Parse(p.Value, maxBatch); break;
+                case "mode": mode = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mode' must be a string"); break;
+                case "use_cache": useCache = p.Value.ValueKind is JsonValueKind.True or JsonValueKind.False ? p.Value.GetBoolean() : throw new BadInputException("'use_cache' must be true or false"); break;
+                default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, sample_ids, mode, use_cache)");
+            }
+        }
+        if (modelId is null) throw new BadInputException("'model_id' is required");
+        Identifiers.ModelId(modelId);
+        if (ids is null) throw new BadInputException("'sample_ids' is required");
+        return new PredictRequest(modelId, ids, PredictionModes.Parse(mode ?? "realtime"), useCache);
+    }
+
+    async Task Predict(HttpContext ctx)
+    {
+        var info = Info(ctx);
+        var req = ParsePredict(info.Body, _config.MaxBatch);
+        var version = Models.ActiveVersion(req.ModelId); // once: every party is asked for this version
+        var sig = Models.Get(req.ModelId, version).Signature;
+        var n = req.SampleIds.Length;
+        var records = new PredictionRecord?[n];
+        var fromCache = new bool[n];
+
+        if (req.UseCache)
+        {
+            var keys = new RedisKey[n];
+            for (var i = 0; i < n; i++) keys[i] = PredictionKeys.Record(sig.ModelId, version, req.SampleIds[i]);
+            try
+            {
+                var values = await Redis.StringGetAsync(keys);
+                for (var i = 0; i < n; i++)
+                    if (values[i].HasValue) { records[i] = PredictionRecord.Parse(values[i]!, keys[i]!); fromCache[i] = true; }
+                var hits = fromCache.Count(h => h);
+                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "hit"), hits);
+                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "miss"), n - hits);
+            }
+            catch (RedisException e)
+            {
+                Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
+                Log.Write("warn", "cache read failed", ("request_id", info.RequestId), ("error", e.Message));
+            }
+        }
+
+        var missIdx = Enumerable.Range(0, n).Where(i => !fromCache[i]).ToArray();
+        PartyOutcome[] outcomes = [];
+        var statuses = new string[n];
+        var failures = new Dictionary<string, string>?[n];
+        if (missIdx.Length > 0)
+        {
+            var missIds = missIdx.Select(i => req.SampleIds[i]).ToArray();
+            var body = PartyRequestBody(sig.ModelId, version, missIds, req.Mode);
+            outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, body, info.RequestId, ctx.RequestAborted)));
+            var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
+            var toCache = new List<PredictionRecord>(missIdx.Length);
+            var partials = new Dictionary<string, double[]>(sig.Parties.Length, StringComparer.Ordinal);
+            for (var j = 0; j < missIdx.Length; j++)
+            {
+                var i = missIdx[j];
+                partials.Clear();
+                Dictionary<string, string>? why = null;
+                var worst = SampleStatus.Ok;
+                foreach (var o in outcomes)
+                {
+                    string s;
+                    if (o.Status != PartyOutcome.Ok) { s = o.Status; worst = SampleStatus.PartialFailure; }
+                    else
+                    {
+                        var r = o.Results![j];
+                        s = r.Status;
+                        if (s == SampleStatus.Ok) { partials[o.Party] = r.Scores!; continue; }
+                        if (r.MissingFeatures is { Length: > 0 }) s += ": " + string.Join(", ", r.MissingFeatures);
+                        if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status == SampleStatus.NotFound)) worst = r.Status;
+                    }
+                    (why ??= new(StringComparer.Ordinal))[o.Party] = s;
+                }
+                statuses[i] = worst;
+                failures[i] = why;
+                if (worst != SampleStatus.Ok) continue;
+                var rec = Record(sig, req.SampleIds[i], Combiner.Combine(sig, partials, req.SampleIds[i]), now);
+                records[i] = rec;
+                toCache.Add(rec);
+            }
+            if (toCache.Count > 0) await WriteCache(toCache, info.RequestId);
+        }
+        for (var i = 0; i < n; i++) Metrics.Inc("fed_predictions_total", "Samples answered by the initiator, by status.", Metrics.L("status", statuses[i] ?? SampleStatus.Ok));
+
+        ctx.Response.ContentType = "application/json";
+        await using (var w = new Utf8JsonWriter(ctx.Response.BodyWriter))
+        {
+            w.WriteStartObject();
+            w.WriteString("request_id", info.RequestId);
+            w.WriteString("model_id", sig.ModelId);
+            w.WriteNumber("version", version);
+            w.WriteString("mode", PredictionModes.Name(req.Mode));
+            w.WriteBoolean("complete", records.All(r => r != null));
+            w.WriteStartArray("parties");
+            foreach (var o in outcomes)
+            {
+                w.WriteStartObject();
+                w.WriteString("party", o.Party);
+                w.WriteString("status", o.Status);
+                w.WriteNumber("latency_ms", Math.Round(o.LatencyMs, 3));
+                if (o.Error != null) w.WriteString("error", o.Error);
+                if (o.CoverageJson != null) { w.WritePropertyName("coverage"); w.WriteRawValue(o.CoverageJson, skipInputValidation: true); }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("predictions");
+            for (var i = 0; i < n; i++)
+            {
+                w.WriteStartObject();
+                w.WriteString("sample_id", req.SampleIds[i]);
+                if (records[i] is { } r)
+                {
+                    w.WriteString("status", SampleStatus.Ok);
+                    w.WriteNumber("value", r.PredictValue);
+                    if (r.PredictedClass is null) w.WriteNull("predicted_class"); else w.WriteString("predicted_class", r.PredictedClass);
+                    if (r.Probabilities is null) w.WriteNull("probabilities");
+                    else { w.WriteStartObject("probabilities"); foreach (var (c, p) in r.Probabilities) w.WriteNumber(c, p); w.WriteEndObject(); }
+                    w.WriteString("source", fromCache[i] ? "cache" : r.Source);
+                }
+                else
+                {
+                    w.WriteString("status", statuses[i]);
+                    w.WriteStartObject("parties");
+                    foreach (var (p, s) in failures[i]!) w.WriteString(p, s);
+                    w.WriteEndObject();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        await ctx.Response.BodyWriter.FlushAsync();
+    }
+
+    /// <summary>The shared Redis record (<see cref="PredictionRecord"/>) of an online prediction.</summary>
+    static PredictionRecord Record(ModelSignature sig, string sampleId, Prediction p, string now)
+    {
+        Dictionary<string, double>? probs = null;
+        if (p.Probabilities != null)
+        {
+            probs = new Dictionary<string, double>(sig.Classes.Length, StringComparer.Ordinal);
+            for (var c = 0; c < sig.Classes.Length; c++) probs[sig.Classes[c]] = p.Probabilities[c];
+        }
+        return new PredictionRecord
+        {
+            ModelId = sig.ModelId, Version = sig.Version, SampleId = sampleId, PredictValue = p.Value,
+            PredictedClass = sig.Kind == Fed.Core.Model.ModelKind.Softmax ? sig.Classes[p.PredictedClass] : null,
+            Probabilities = probs, Source = "online", WrittenAt = now,
+        };
+    }
+
+    static byte[] PartyRequestBody(string modelId, int version, string[] ids, PredictionMode mode)
+    {
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(64 + ids.Length * 16);
+        using (var w = new Utf8JsonWriter(buf))
+        {
+            w.WriteStartObject();
+            w.WriteString("model_id", modelId);
+            w.WriteNumber("version", version);
+            w.WriteString("mode", PredictionModes.Name(mode));
+            w.WriteStartArray("sample_ids");
+            foreach (var id in ids) w.WriteStringValue(id);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return buf.WrittenSpan.ToArray();
+    }
+
+    async Task<PartyOutcome> CallParty(string party, string modelId, int version, string[] ids, byte[] body, string requestId, CancellationToken aborted)
+    {
+        var start = Stopwatch.GetTimestamp();
+        PartyOutcome Done(string status, string? error, PartySampleResult[]? results = null, string? coverage = null)
+        {
+            var secs = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            Metrics.Observe("fed_party_request_duration_seconds", "Latency of partial-score calls per party.", Metrics.L("party", party), secs);
+            Metrics.Inc("fed_party_requests_total", "Partial-score calls per party and outcome (ok, timeout, error).", Metrics.L("party", party, "status", status));
+            if (status != PartyOutcome.Ok) Log.Write("warn", "party call failed", ("request_id", requestId), ("party", party), ("status", status), ("error", error));
+            return new PartyOutcome(party, status, error, secs * 1000, results, coverage);
+        }
+        if (!_parties.TryGetValue(party, out var ep))
+            return Done(PartyOutcome.Failed, $"no endpoint configured for party '{party}' (add it to 'parties' in the initiator config)");
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        cts.CancelAfter(ep.Endpoint.TimeoutMs);
+        try
+        {
+            using var msg = new HttpRequestMessage(HttpMethod.Post, ep.Uri) { Version = HttpVersion.Version11, Content = new ByteArrayContent(body) };
+            msg.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            msg.Headers.TryAddWithoutValidation("X-Request-Id", requestId);
+            RequestSigning.Apply(msg, ep.Key, _config.CallerId, body);
+            using var resp = await _http.SendAsync(msg, HttpCompletionOption.ResponseContentRead, cts.Token);
+            var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token);
+            if (!resp.IsSuccessStatusCode)
+                return Done(PartyOutcome.Failed, $"HTTP {(int)resp.StatusCode}: {ErrorText(bytes)}");
+            return ParsePartyResponse(party, modelId, version, ids, bytes, out var results, out var coverage) is { } bad
+                ? Done(PartyOutcome.Failed, "invalid response: " + bad)
+                : Done(PartyOutcome.Ok, null, results, coverage);
+        }
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+        {
+            return Done(PartyOutcome.Timeout, $"no answer within {ep.Endpoint.TimeoutMs} ms");
+        }
+        catch (HttpRequestException e)
+        {
+            return Done(PartyOutcome.Failed, "unreachable: " + e.Message);
+        }
+    }
+
+    static string ErrorText(byte[] body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.TryGetProperty("error", out var e) && e.ValueKind == JsonValueKind.String) return e.GetString()!;
+        }
+        catch (JsonException) { }
+        var s = System.Text.Encoding.UTF8.GetString(body);
+        return s.Length > 200 ? s[..200] : s;
+    }
+
+    /// <summary>Checks a party's answer fits the question (party, model, version, the same samples in order, finite scores); returns what is wrong, or null.</summary>
+    static string? ParsePartyResponse(string party, string modelId, int version, string[] ids, byte[] bytes, out PartySampleResult[]? results, out string? coverage)
+    {
+        results = null; coverage = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            var r = doc.RootElement;
+            if (r.GetProperty("party").GetString() != party) return $"answer is from party '{r.GetProperty("party").GetString()}'";
+            if (r.GetProperty("model_id").GetString() != modelId || r.GetProperty("version").GetInt32() != version)
+                return $"answer is for model '{r.GetProperty("model_id").GetString()}' v{r.GetProperty("version").GetInt32()}, asked v{version}";
+            var outputs = r.GetProperty("outputs").GetInt32();
+            var arr = r.GetProperty("results");
+            if (arr.GetArrayLength() != ids.Length) return $"{arr.GetArrayLength()} results for {ids.Length} samples";
+            var list = new PartySampleResult[ids.Length];
+            var i = 0;
+            foreach (var x in arr.EnumerateArray())
+            {
+                var id = x.GetProperty("sample_id").GetString();
+                if (id != ids[i]) return $"result {i} is for sample '{id}', expected '{ids[i]}'";
+                var status = x.GetProperty("status").GetString()!;
+                double[]? scores = null; string[]? missing = null;
+                if (status == SampleStatus.Ok)
+                {
+                    var se = x.GetProperty("scores");
+                    if (se.GetArrayLength() != outputs) return $"sample '{id}': {se.GetArrayLength()} scores, {outputs} outputs";
+                    scores = new double[outputs];
+                    var c = 0;
+                    foreach (var v in se.EnumerateArray())
+                        if (!double.IsFinite(scores[c++] = v.GetDouble())) return $"sample '{id}': non-finite score";
+                }
+                else if (status == SampleStatus.FeaturesMissing)
+                    missing = x.TryGetProperty("missing_features", out var mf) ? mf.EnumerateArray().Select(m => m.GetString()!).ToArray() : [];
+                else if (status != SampleStatus.NotFound) return $"sample '{id}': unknown status '{status}'";
+                list[i++] = new PartySampleResult(id!, status, scores, missing);
+            }
+            results = list;
+            if (r.TryGetProperty("coverage", out var cov)) coverage = cov.GetRawText();
+            return null;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return e.Message;
+        }
+    }
+
+    async Task WriteCache(List<PredictionRecord> records, string requestId)
+    {
+        try
+        {
+            var db = Redis;
+            var tasks = new Task[records.Count];
+            for (var i = 0; i < records.Count; i++) tasks[i] = db.StringSetAsync(PredictionKeys.Record(records[i].ModelId, records[i].Version, records[i].SampleId), records[i].ToJson(), _ttl);
+            await Task.WhenAll(tasks);
+        }
+        catch (RedisException e)
+        {
+            Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
+            Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", e.Message));
+        }
+    }
+
+    async Task Lookup(HttpContext ctx, string modelId, string sampleId)
+    {
+        Identifiers.ModelId(modelId);
+        SampleIds.Check(sampleId);
+        int version;
+        if (ctx.Request.Query.TryGetValue("version", out var vq))
+            version = int.TryParse(vq.ToString(), out var v) && v >= 1 ? v : throw new BadInputException("'version' must be an integer >= 1");
+        else version = Models.ActiveVersion(modelId);
+        RedisValue value;
+        try { value = await Redis.StringGetAsync(PredictionKeys.Record(modelId, version, sampleId)); }
+        catch (RedisException e) { throw new FedFailureException("prediction cache unavailable: " + e.Message, e); }
+        Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", value.HasValue ? "hit" : "miss"));
+        ctx.Response.ContentType = "application/json";
+        if (!value.HasValue)
+        {
+            ctx.Response.StatusCode = 404;
+            await ctx.Response.WriteAsJsonAsync(new { status = "not_found", model_id = modelId, version, sample_id = sampleId,
+                error = "no cached or batch-loaded prediction for this sample and version; POST /v1/predict computes one" });
+            return;
+        }
+        await ctx.Response.WriteAsync((string)value!);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _http.Dispose();
+        _redis.Dispose();
+        _pool.Dispose();
+    }
+}

@@ -1,0 +1,382 @@
+using System.Text.Json;
+using Fed.Core;
+using Fed.Core.Scoring;
+using Fed.Warehouse;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace Fed.Serving;
+
+/// <summary>A parsed, validated partial-score request.</summary>
+public sealed record PartialScoreRequest(string ModelId, int? Version, string[] SampleIds, PredictionMode Mode,
+    Dictionary<string, Dictionary<string, double>>? Features);
+
+/// <summary>One sample's answer from a party: only its partial scores (or why there are none) leave the party.</summary>
+public sealed record PartySampleResult(string SampleId, string Status, double[]? Scores, string[]? MissingFeatures);
+
+/// <summary>
+/// The party service: <c>POST /v1/partial-scores</c>. Answers per sample with this party's partial scores
+/// (constant + sum w_i x_i from <see cref="PartialScorer"/>), never with features or weights.
+/// </summary>
+public sealed class PartyService : ServiceHost
+{
+    readonly PartyConfig _config;
+    readonly WarehousePool _pool;
+    readonly Dictionary<string, HashSet<string>> _tableColumns = new(StringComparer.Ordinal);
+
+    public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
+    {
+        _config = config;
+        _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
+        Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
+    }
+
+    public ModelCache Models { get; }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        _pool.Dispose();
+    }
+
+    protected override string? NotReadyReason()
+    {
+        try { _pool.Use(w => w.TableExists(Schema.Registry.Name) ? 0 : throw new FedFailureException("no model registry table")); return null; }
+        catch (FedException e) { return "warehouse: " + e.Message; }
+    }
+
+    protected override void Map(WebApplication app)
+    {
+        app.MapPost("/v1/partial-scores", Handle);
+        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => AdminEndpoints.Activate(ctx, Models, id, Log));
+        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => AdminEndpoints.Rollback(ctx, Models, id, Log));
+    }
+
+    async Task Handle(HttpContext ctx)
+    {
+        var info = Info(ctx);
+        var req = ParseRequest(info.Body, _config.MaxBatch);
+        var version = req.Version ?? Models.ActiveVersion(req.ModelId);
+        var lm = Models.Get(req.ModelId, version);
+        var coverage = new FeatureCoverage(lm.Model.Features);
+        var results = Score(lm, req, coverage);
+        foreach (var r in results) Metrics.Inc("fed_partial_scores_total", "Samples answered by status.", Metrics.L("status", r.Status));
+
+        ctx.Response.ContentType = "application/json";
+        await using (var w = new Utf8JsonWriter(ctx.Response.BodyWriter))
+        {
+            w.WriteStartObject();
+            w.WriteString("model_id", req.ModelId);
+            w.WriteNumber("version", version);
+            w.WriteString("party", _config.PartyId);
+            w.WriteString("mode", PredictionModes.Name(req.Mode));
+            w.WriteNumber("outputs", lm.Model.OutputCount);
+            w.WriteStartArray("results");
+            foreach (var r in results)
+            {
+                w.WriteStartObject();
+                w.WriteString("sample_id", r.SampleId);
+                w.WriteString("status", r.Status);
+                if (r.Scores != null)
+                {
+                    w.WriteStartArray("scores");
+                    foreach (var s in r.Scores) w.WriteNumberValue(s);
+                    w.WriteEndArray();
+                }
+                if (r.MissingFeatures != null)
+                {
+                    w.WriteStartArray("missing_features");
+                    foreach (var f in r.MissingFeatures) w.WriteStringValue(f);
+                    w.WriteEndArray();
+                }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WritePropertyName("coverage");
+            JsonSerializer.Serialize(w, coverage.ToReport());
+            w.WriteEndObject();
+        }
+        await ctx.Response.BodyWriter.FlushAsync();
+    }
+
+    /// <summary>Scores a request (used by the endpoint; public for tests and tools).</summary>
+    public IReadOnlyList<PartySampleResult> Score(LoadedModel lm, PartialScoreRequest req, FeatureCoverage coverage)
+    {
+        var n = req.SampleIds.Length;
+        if (req.Mode == PredictionMode.Offline) return Precomputed(lm, req.SampleIds, coverage);
+
+        var k = lm.Model.FeatureCount;
+        var columns = new double[k][];
+        for (var f = 0; f < k; f++) { columns[f] = new double[n]; Array.Fill(columns[f], double.NaN); }
+        var found = new bool[n];
+        if (req.Features != null)
+        {
+            var index = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var f = 0; f < k; f++) { index[lm.Model.Features[f]] = f; index.TryAdd(lm.Columns[f], f); }
+            for (var i = 0; i < n; i++)
+            {
+                if (!req.Features.TryGetValue(req.SampleIds[i], out var values)) continue;
+                found[i] = true;
+                foreach (var (name, v) in values)
+                {
+                    if (!index.TryGetValue(name, out var f))
+                        throw new BadInputException($"features of sample '{req.SampleIds[i]}': model '{lm.Model.ModelId}' v{lm.Model.Version} party '{lm.Model.PartyId}' has no feature '{name}'");
+                    columns[f][i] = v;
+                }
+            }
+        }
+        var table = req.Mode == PredictionMode.Hourly ? _config.HourlyFeatureTable : _config.FeatureTable;
+        if (found.Contains(false))
+        {
+            if (table is null)
+            {
+                if (req.Mode == PredictionMode.Hourly)
+                    throw new BadInputException($"party '{_config.PartyId}' has no hourly_feature_table configured: hourly mode is not served here");
+            }
+            else FetchFeatures(table, req.Mode == PredictionMode.Hourly, lm, req.SampleIds, found, columns);
+        }
+
+        // Score the found rows as one columnar batch through the one scorer.
+        var rows = new List<int>(n);
+        for (var i = 0; i < n; i++) if (found[i]) rows.Add(i);
+        var results = new PartySampleResult[n];
+        var outputs = lm.Model.OutputCount;
+        if (rows.Count > 0)
+        {
+            var packed = rows.Count == n ? columns : columns.Select(col => rows.Select(i => col[i]).ToArray()).ToArray();
+            var scores = new double[outputs][];
+            for (var c = 0; c < outputs; c++) scores[c] = new double[rows.Count];
+            var missing = new int[rows.Count];
+            lm.Scorer.ScoreBatch(packed, rows.Count, scores, missing, coverage);
+            for (var j = 0; j < rows.Count; j++)
+            {
+                var i = rows[j];
+                if (missing[j] >= 0)
+                {
+                    var names = new List<string>();
+                    for (var f = 0; f < k; f++) if (double.IsNaN(packed[f][j])) names.Add(lm.Model.Features[f]);
+                    results[i] = new PartySampleResult(req.SampleIds[i], SampleStatus.FeaturesMissing, null, names.ToArray());
+                }
+                else
+                {
+                    var s = new double[outputs];
+                    for (var c = 0; c < outputs; c++) s[c] = scores[c][j];
+                    results[i] = new PartySampleResult(req.SampleIds[i], SampleStatus.Ok, s, null);
+                }
+            }
+        }
+        for (var i = 0; i < n; i++) results[i] ??= new PartySampleResult(req.SampleIds[i], SampleStatus.NotFound, null, null);
+        return results;
+    }
+
+    /// <summary>Reads the newest row per sample (by dt, then hour) from a feature table into the columns.</summary>
+    void FetchFeatures(string table, bool hourly, LoadedModel lm, string[] ids, bool[] found, double[][] columns)
+    {
+        var want = new List<int>();
+        for (var i = 0; i < ids.Length; i++) if (!found[i]) want.Add(i);
+        _pool.Use(w =>
+        {
+            var d = w.Dialect;
+            var present = TableColumns(w, table);
+            // A column the table lacks reads as missing (NULL) for every row: the model's policy decides, coverage shows it.
+            var select = string.Join(", ", lm.Columns.Select(c => present.Contains(c) ? d.Id(c) : "NULL"));
+            var sql = $"SELECT {d.Id("sample_id")}, {d.Id("dt")}{(hourly ? ", " + d.Id("hour") : "")}, {select} FROM {d.Id(table)} " +
+                      $"WHERE {d.Id("sample_id")} IN ({string.Join(", ", want.Select(_ => "?"))})";
+            var pos = new Dictionary<string, int>(want.Count, StringComparer.Ordinal);
+            foreach (var i in want) pos[ids[i]] = i;
+            var newest = new Dictionary<int, string>();
+            var first = hourly ? 3 : 2;
+            using var r = w.Query(sql, want.Select(i => (object?)ids[i]).ToArray());
+            while (r.Read())
+            {
+                if (!pos.TryGetValue(r.GetString(0), out var i)) continue;
+                var stamp = r.GetString(1) + (hourly ? "T" + r.GetString(2) : "");
+                if (newest.TryGetValue(i, out var seen) && string.CompareOrdinal(seen, stamp) >= 0) continue;
+                newest[i] = stamp;
+                found[i] = true;
+                for (var f = 0; f < columns.Length; f++) columns[f][i] = r.IsNull(first + f) ? double.NaN : r.GetDouble(first + f);
+            }
+            return 0;
+        });
+    }
+
+    HashSet<string> TableColumns(IWarehouse w, string table)
+    {
+        lock (_tableColumns)
+            if (_tableColumns.TryGetValue(table, out var cached)) return cached;
+        if (!w.TableExists(table))
+            throw new FedFailureException($"party '{_config.PartyId}': feature table '{table}' does not exist in {w.Description}; load features first");
+        var cols = new HashSet<string>(StringComparer.Ordinal);
+        using (var r = w.Query($"SELECT * FROM {w.Dialect.Id(table)} WHERE 1 = 0"))
+            for (var i = 0; i < r.FieldCount; i++) cols.Add(r.GetName(i));
+        lock (_tableColumns) _tableColumns[table] = cols;
+        return cols;
+    }
+
+    /// <summary>Offline mode: the precomputed partial scores of this model version and party in the newest dt partition.</summary>
+    IReadOnlyList<PartySampleResult> Precomputed(LoadedModel lm, string[] ids, FeatureCoverage coverage)
+    {
+        var m = lm.Model;
+        var outputs = m.OutputCount;
+        var got = new Dictionary<string, double[]>(StringComparer.Ordinal);
+        var filled = new Dictionary<string, int>(StringComparer.Ordinal);
+        _pool.Use(w =>
+        {
+            var t = Schema.PartialScores(hourly: false).Name;
+            if (!w.TableExists(t)) throw new FedFailureException($"party '{_config.PartyId}': no precomputed partial scores (table '{t}' missing in {w.Description}); run the batch job or use mode realtime");
+            var d = w.Dialect;
+            var sql = $"SELECT sample_id, class_index, partial_score FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND party = ? " +
+                      $"AND dt = (SELECT MAX(dt) FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND party = ?) " +
+                      $"AND sample_id IN ({string.Join(", ", ids.Select(_ => "?"))})";
+            var args = new object?[6 + ids.Length];
+            args[0] = args[3] = m.ModelId; args[1] = args[4] = m.Version; args[2] = args[5] = m.PartyId;
+            for (var i = 0; i < ids.Length; i++) args[6 + i] = ids[i];
+            using var r = w.Query(sql, args);
+            while (r.Read())
+            {
+                var id = r.GetString(0);
+                var c = (int)r.GetInt64(1);
+                if (c < 0 || c >= outputs || r.IsNull(2)) continue;
+                if (!got.TryGetValue(id, out var s)) { got[id] = s = new double[outputs]; Array.Fill(s, double.NaN); filled[id] = 0; }
+                if (double.IsNaN(s[c])) filled[id]++;
+                s[c] = r.GetDouble(2);
+            }
+            return 0;
+        });
+        var results = new PartySampleResult[ids.Length];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            coverage.RowsSeen++;
+            if (got.TryGetValue(ids[i], out var s) && filled[ids[i]] == outputs && s.All(double.IsFinite))
+            {
+                coverage.RowsScored++;
+                results[i] = new PartySampleResult(ids[i], SampleStatus.Ok, s, null);
+            }
+            else
+            {
+                coverage.RowsRejected++;
+                results[i] = new PartySampleResult(ids[i], SampleStatus.NotFound, null, null);
+            }
+        }
+        return results;
+    }
+
+    public static PartialScoreRequest ParseRequest(byte[] body, int maxBatch)
+    {
+        using var doc = ParseBody(body);
+        var root = doc.RootElement;
+        if (root.ValueKind != JsonValueKind.Object) throw new BadInputException("request body must be a JSON object");
+        string? modelId = null; int? version = null; string[]? ids = null; string? mode = null;
+        Dictionary<string, Dictionary<string, double>>? features = null;
+        foreach (var p in root.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "model_id": modelId = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'model_id' must be a string"); break;
+                case "version":
+                    if (p.Value.ValueKind == JsonValueKind.Null) break;
+                    version = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var v) && v >= 1 ? v : throw new BadInputException("'version' must be an integer >= 1");
+                    break;
+                case "sample_ids": ids = SampleIds.Parse(p.Value, maxBatch); break;
+                case "mode": mode = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mode' must be a string"); break;
+                case "features": features = Features(p.Value); break;
+                default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, version, sample_ids, mode, features)");
+            }
+        }
+        if (modelId is null) throw new BadInputException("'model_id' is required");
+        Identifiers.ModelId(modelId);
+        if (ids is null) throw new BadInputException("'sample_ids' is required");
+        var m = PredictionModes.Parse(mode ?? throw new BadInputException("'mode' is required (realtime, hourly or offline)"));
+        if (features != null && m != PredictionMode.Realtime) throw new BadInputException("inline 'features' are only accepted in realtime mode");
+        if (features != null)
+        {
+            var set = new HashSet<string>(ids, StringComparer.Ordinal);
+            foreach (var id in features.Keys)
+                if (!set.Contains(id)) throw new BadInputException($"'features' has sample '{id}' that is not in 'sample_ids'");
+        }
+        return new PartialScoreRequest(modelId, version, ids, m, features);
+    }
+
+    static Dictionary<string, Dictionary<string, double>> Features(JsonElement el)
+    {
+        if (el.ValueKind != JsonValueKind.Object) throw new BadInputException("'features' must be an object {sample_id: {feature: number|null}}");
+        var all = new Dictionary<string, Dictionary<string, double>>(StringComparer.Ordinal);
+        foreach (var s in el.EnumerateObject())
+        {
+            if (s.Value.ValueKind != JsonValueKind.Object) throw new BadInputException($"features['{s.Name}'] must be an object {{feature: number|null}}");
+            var values = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var f in s.Value.EnumerateObject())
+            {
+                Identifiers.FeatureName(f.Name);
+                values[f.Name] = f.Value.ValueKind switch
+                {
+                    JsonValueKind.Null => double.NaN,
+                    JsonValueKind.Number when f.Value.TryGetDouble(out var d) && double.IsFinite(d) => d,
+                    _ => throw new BadInputException($"features['{s.Name}']['{f.Name}'] must be a finite number or null"),
+                };
+            }
+            all[s.Name] = values;
+        }
+        return all;
+    }
+}
+
+/// <summary>Admin endpoints both services expose: activate a version, roll back to the previous one.</summary>
+static class AdminEndpoints
+{
+    public static async Task Activate(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    {
+        Identifiers.ModelId(id);
+        var body = ((RequestInfo)ctx.Items[typeof(RequestInfo)]!).Body;
+        int version;
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            version = doc.RootElement.TryGetProperty("version", out var v) && v.TryGetInt32(out var x) && x >= 1 ? x
+                : throw new BadInputException("body must be {\"version\": N} with N >= 1");
+        }
+        catch (JsonException e) { throw new BadInputException("body must be {\"version\": N}: " + e.Message); }
+        var active = models.Activate(id, version);
+        log.Write("info", "model activated", ("model_id", id), ("version", active));
+        await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
+    }
+
+    public static async Task Rollback(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    {
+        Identifiers.ModelId(id);
+        var active = models.Rollback(id);
+        log.Write("info", "model rolled back", ("model_id", id), ("version", active));
+        await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
+    }
+}
+
+/// <summary>Sample ids are data, but they end up in Redis keys and logs: 1-256 characters, no control characters.</summary>
+public static class SampleIds
+{
+    public static string Check(string sampleId)
+    {
+        if (string.IsNullOrEmpty(sampleId) || sampleId.Length > 256 || sampleId.Any(char.IsControl))
+            throw new BadInputException($"invalid sample id '{(sampleId is null ? "(null)" : sampleId.Length > 60 ? sampleId[..60] + "..." : sampleId)}': use 1-256 characters without control characters");
+        return sampleId;
+    }
+
+    /// <summary>1..maxBatch distinct, valid sample ids.</summary>
+    public static string[] Parse(JsonElement el, int maxBatch)
+    {
+        if (el.ValueKind != JsonValueKind.Array) throw new BadInputException("'sample_ids' must be an array of strings");
+        var n = el.GetArrayLength();
+        if (n == 0) throw new BadInputException("'sample_ids' is empty");
+        if (n > maxBatch) throw new BadInputException($"'sample_ids' has {n} ids; the limit is {maxBatch} per request (max_batch): split the request");
+        var ids = new string[n];
+        var seen = new HashSet<string>(n, StringComparer.Ordinal);
+        var i = 0;
+        foreach (var x in el.EnumerateArray())
+        {
+            if (x.ValueKind != JsonValueKind.String) throw new BadInputException($"sample_ids[{i}] must be a string");
+            var s = Check(x.GetString()!);
+            if (!seen.Add(s)) throw new BadInputException($"sample id '{s}' appears twice in 'sample_ids'");
+            ids[i++] = s;
+        }
+        return ids;
+    }
+}

@@ -1,0 +1,160 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Fed.Core;
+
+namespace Fed.Serving;
+
+/// <summary>A caller allowed to call a service: its HMAC key (one per pair of parties) and whether it may use admin endpoints.</summary>
+public sealed class CallerConfig
+{
+    /// <summary>Shared key, base64 (at least 32 bytes decoded). Prefer <see cref="KeyEnv"/> in production.</summary>
+    [JsonPropertyName("key")] public string? Key { get; set; }
+    /// <summary>Name of an environment variable holding the base64 key.</summary>
+    [JsonPropertyName("key_env")] public string? KeyEnv { get; set; }
+    [JsonPropertyName("admin")] public bool Admin { get; set; }
+
+    public byte[] ResolveKey(string who) => ServingConfig.DecodeKey(Key, KeyEnv, who);
+}
+
+public sealed class RateLimitConfig
+{
+    /// <summary>Sustained requests per second per caller.</summary>
+    [JsonPropertyName("permits_per_second")] public int PermitsPerSecond { get; set; } = 20000;
+    /// <summary>Bucket size: requests a caller may burst above the sustained rate.</summary>
+    [JsonPropertyName("burst")] public int Burst { get; set; } = 40000;
+}
+
+/// <summary>Settings both services share.</summary>
+public abstract class ServingConfig
+{
+    /// <summary>Kestrel address, e.g. http://127.0.0.1:7101 (port 0 = any free port).</summary>
+    [JsonPropertyName("listen")] public string Listen { get; set; } = "http://127.0.0.1:0";
+    /// <summary>Warehouse spec (sqlite:PATH or odbc:...): model registry, feature tables, partial scores.</summary>
+    [JsonPropertyName("warehouse")] public string Warehouse { get; set; } = "";
+    /// <summary>This service's party id in the model registry.</summary>
+    [JsonPropertyName("party_id")] public string PartyId { get; set; } = "";
+    /// <summary>Who may call /v1/* (signed requests): caller id to key.</summary>
+    [JsonPropertyName("callers")] public Dictionary<string, CallerConfig> Callers { get; set; } = new();
+    [JsonPropertyName("max_request_bytes")] public long MaxRequestBytes { get; set; } = 1 << 20;
+    [JsonPropertyName("max_batch")] public int MaxBatch { get; set; } = 1000;
+    [JsonPropertyName("signature_max_age_seconds")] public int SignatureMaxAgeSeconds { get; set; } = 30;
+    [JsonPropertyName("rate_limit")] public RateLimitConfig RateLimit { get; set; } = new();
+    /// <summary>How often the active-version pointer is re-read from the registry (admin activate refreshes at once).</summary>
+    [JsonPropertyName("model_refresh_seconds")] public double ModelRefreshSeconds { get; set; } = 10;
+    /// <summary>Warehouse connections kept open for concurrent requests.</summary>
+    [JsonPropertyName("warehouse_connections")] public int WarehouseConnections { get; set; } = 4;
+    /// <summary>"stdout", "stderr" or "none": one JSON line per request and event.</summary>
+    [JsonPropertyName("log")] public string Log { get; set; } = "stdout";
+
+    static readonly JsonSerializerOptions Json = new() { ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+
+    public static T Load<T>(string path) where T : ServingConfig
+    {
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException($"{path}: cannot read config: {e.Message}", e);
+        }
+        T cfg;
+        try { cfg = JsonSerializer.Deserialize<T>(text, Json) ?? throw new BadInputException($"{path}: empty config"); }
+        catch (JsonException e) { throw new BadInputException($"{path}: invalid config: {e.Message}", e); }
+        cfg.Validate(path);
+        return cfg;
+    }
+
+    public virtual void Validate(string source)
+    {
+        if (string.IsNullOrWhiteSpace(Warehouse)) throw new BadInputException($"{source}: 'warehouse' is required (sqlite:PATH or odbc:...)");
+        try { Identifiers.PartyId(PartyId); } catch (BadInputException e) { throw new BadInputException($"{source}: 'party_id': {e.Message}"); }
+        if (!Uri.TryCreate(Listen, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+            throw new BadInputException($"{source}: 'listen' must be an http(s) URL such as http://127.0.0.1:7101, got '{Listen}'");
+        if (Callers.Count == 0) throw new BadInputException($"{source}: 'callers' is empty: every /v1 request is signed, so list at least one caller with its key");
+        foreach (var (id, c) in Callers)
+        {
+            Identifiers.ModelId(id, "caller id");
+            c.ResolveKey($"{source}: callers.{id}");
+        }
+        if (MaxRequestBytes < 1024) throw new BadInputException($"{source}: 'max_request_bytes' must be >= 1024");
+        if (MaxBatch < 1) throw new BadInputException($"{source}: 'max_batch' must be >= 1");
+        if (SignatureMaxAgeSeconds < 1) throw new BadInputException($"{source}: 'signature_max_age_seconds' must be >= 1");
+        if (RateLimit.PermitsPerSecond < 1 || RateLimit.Burst < 1) throw new BadInputException($"{source}: 'rate_limit' values must be >= 1");
+        if (WarehouseConnections < 1) throw new BadInputException($"{source}: 'warehouse_connections' must be >= 1");
+        if (Log is not ("stdout" or "stderr" or "none")) throw new BadInputException($"{source}: 'log' must be stdout, stderr or none");
+    }
+
+    internal static byte[] DecodeKey(string? key, string? keyEnv, string who)
+    {
+        var text = key;
+        if (text is null && keyEnv is not null)
+            text = Environment.GetEnvironmentVariable(keyEnv) ?? throw new BadInputException($"{who}: environment variable '{keyEnv}' (key_env) is not set");
+        if (text is null) throw new BadInputException($"{who}: needs 'key' or 'key_env' (a base64 shared key of >= 32 bytes)");
+        byte[] bytes;
+        try { bytes = Convert.FromBase64String(text); }
+        catch (FormatException) { throw new BadInputException($"{who}: the key is not valid base64"); }
+        if (bytes.Length < 32) throw new BadInputException($"{who}: the key has {bytes.Length} bytes; use at least 32 (e.g. openssl rand -base64 32)");
+        return bytes;
+    }
+}
+
+/// <summary>`fed serve party --config PATH`.</summary>
+public sealed class PartyConfig : ServingConfig
+{
+    /// <summary>Realtime mode's feature source: the party's daily feature table (Schema.Features, hourly: false); newest dt per sample wins.</summary>
+    [JsonPropertyName("feature_table")] public string? FeatureTable { get; set; }
+    /// <summary>Near-real-time mode: the hourly snapshot table (Schema.Features, hourly: true); newest (dt, hour) per sample wins.</summary>
+    [JsonPropertyName("hourly_feature_table")] public string? HourlyFeatureTable { get; set; }
+
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        if (FeatureTable != null) Identifiers.SqlName(FeatureTable, "feature_table");
+        if (HourlyFeatureTable != null) Identifiers.SqlName(HourlyFeatureTable, "hourly_feature_table");
+    }
+}
+
+/// <summary>One party the initiator fans out to.</summary>
+public sealed class PartyEndpoint
+{
+    [JsonPropertyName("party_id")] public string PartyId { get; set; } = "";
+    /// <summary>Base URL of the party service, e.g. http://10.0.0.2:7101.</summary>
+    [JsonPropertyName("url")] public string Url { get; set; } = "";
+    /// <summary>Key shared with this party (it lists the initiator's caller_id with the same key).</summary>
+    [JsonPropertyName("key")] public string? Key { get; set; }
+    [JsonPropertyName("key_env")] public string? KeyEnv { get; set; }
+    [JsonPropertyName("timeout_ms")] public int TimeoutMs { get; set; } = 500;
+}
+
+/// <summary>`fed serve initiator --config PATH`.</summary>
+public sealed class InitiatorConfig : ServingConfig
+{
+    /// <summary>The id this initiator signs its requests to parties with.</summary>
+    [JsonPropertyName("caller_id")] public string CallerId { get; set; } = "";
+    [JsonPropertyName("parties")] public List<PartyEndpoint> Parties { get; set; } = new();
+    /// <summary>StackExchange.Redis configuration string, e.g. 127.0.0.1:6379.</summary>
+    [JsonPropertyName("redis")] public string Redis { get; set; } = "";
+    [JsonPropertyName("cache_ttl_seconds")] public int CacheTtlSeconds { get; set; } = 86400;
+    /// <summary>Connections per party (HTTP/1.1 keep-alive pool).</summary>
+    [JsonPropertyName("max_connections_per_party")] public int MaxConnectionsPerParty { get; set; } = 64;
+
+    public InitiatorConfig() => MaxBatch = 100;
+
+    public override void Validate(string source)
+    {
+        base.Validate(source);
+        Identifiers.ModelId(CallerId, "caller_id");
+        if (Parties.Count == 0) throw new BadInputException($"{source}: 'parties' is empty: list every party (guest included) with its url and key");
+        var seen = new HashSet<string>();
+        foreach (var p in Parties)
+        {
+            Identifiers.PartyId(p.PartyId);
+            if (!seen.Add(p.PartyId)) throw new BadInputException($"{source}: party '{p.PartyId}' listed twice");
+            if (!Uri.TryCreate(p.Url, UriKind.Absolute, out var u) || u.Scheme is not ("http" or "https"))
+                throw new BadInputException($"{source}: party '{p.PartyId}': 'url' must be an http(s) URL, got '{p.Url}'");
+            DecodeKey(p.Key, p.KeyEnv, $"{source}: parties.{p.PartyId}");
+            if (p.TimeoutMs < 1) throw new BadInputException($"{source}: party '{p.PartyId}': 'timeout_ms' must be >= 1");
+        }
+        if (string.IsNullOrWhiteSpace(Redis)) throw new BadInputException($"{source}: 'redis' is required (host:port)");
+        if (CacheTtlSeconds < 1) throw new BadInputException($"{source}: 'cache_ttl_seconds' must be >= 1");
+    }
+}

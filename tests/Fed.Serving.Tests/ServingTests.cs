@@ -1,0 +1,353 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Fed.Core.Scoring;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Fed.Serving.Tests;
+
+public sealed class WorldFixture : IAsyncLifetime
+{
+    public ServingWorld World { get; private set; } = null!;
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+    public async Task InitializeAsync() => World = await ServingWorld.Create(ServingWorld.RequireRedis());
+    public async Task DisposeAsync() { Http.Dispose(); if (World != null) await World.DisposeAsync(); }
+}
+
+/// <summary>Real party services and initiator on loopback, real Redis (FED_TEST_REDIS), real breast_cancer data.</summary>
+public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
+{
+    ServingWorld W => f.World;
+    HttpClient Http => f.Http;
+
+    Task<(int Status, string Body)> Client(HttpMethod m, string path, string? body) =>
+        ServingWorld.Send(Http, m, W.Initiator.Url + path, "client", W.ClientKey, body);
+
+    async Task<JsonElement> Predict(IEnumerable<string> ids, string mode = "realtime", bool useCache = false, string? url = null)
+    {
+        var (status, body) = await ServingWorld.Send(Http, HttpMethod.Post, (url ?? W.Initiator.Url) + "/v1/predict", "client", W.ClientKey,
+            ServingWorld.PredictBody(W.ModelId, ids, mode, useCache));
+        Assert.True(status == 200, $"HTTP {status}: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    static void SameBits(double expected, double actual, string what) =>
+        Assert.True(BitConverter.DoubleToInt64Bits(expected) == BitConverter.DoubleToInt64Bits(actual), $"{what}: expected {expected:R}, got {actual:R}");
+
+    [Theory]
+    [InlineData("realtime")]
+    [InlineData("hourly")]
+    [InlineData("offline")]
+    public async Task Predictions_equal_direct_Fed_Core_scoring_bit_for_bit(string mode)
+    {
+        var ids = W.SharedIds;
+        Assert.True(ids.Length > 450, "expected ~90% of 569 ids shared");
+        foreach (var chunk in ids.Chunk(100))
+        {
+            var r = await Predict(chunk, mode);
+            Assert.Equal(2, r.GetProperty("version").GetInt32());
+            Assert.True(r.GetProperty("complete").GetBoolean());
+            foreach (var p in r.GetProperty("parties").EnumerateArray())
+            {
+                Assert.Equal("ok", p.GetProperty("status").GetString());
+                Assert.Equal(chunk.Length, p.GetProperty("coverage").GetProperty("rows_scored").GetInt64());
+            }
+            foreach (var p in r.GetProperty("predictions").EnumerateArray())
+            {
+                var id = p.GetProperty("sample_id").GetString()!;
+                Assert.Equal("ok", p.GetProperty("status").GetString());
+                SameBits(W.Direct(id, 2), p.GetProperty("value").GetDouble(), $"{mode} {id}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Predictions_equal_the_batch_path_fed_predict_local()
+    {
+        var outCsv = Path.Combine(W.Dir, "local.csv");
+        var local = Fed.SparkPredict.LocalPredictor.Run(Path.Combine(W.Dir, "v2"),
+            [("guest", Path.Combine(ServingWorld.DataDir, "guest.csv")), ("host", Path.Combine(ServingWorld.DataDir, "host.csv"))], outCsv);
+        var expected = File.ReadAllLines(outCsv).Skip(1).Select(l => l.Split(',')).ToDictionary(a => a[0], a => double.Parse(a[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(W.SharedIds.Length, expected.Count);
+        foreach (var chunk in W.SharedIds.Chunk(100))
+            foreach (var p in (await Predict(chunk)).GetProperty("predictions").EnumerateArray())
+                SameBits(expected[p.GetProperty("sample_id").GetString()!], p.GetProperty("value").GetDouble(), "vs predict local");
+        Assert.Equal(W.GuestOnlyIds.Length, local.Predictions.Missing.Count(m => m.MissingParties.Contains("host")));
+    }
+
+    [Fact]
+    public async Task A_sample_one_party_lacks_is_sample_not_found_without_a_value()
+    {
+        var missing = W.GuestOnlyIds.Take(3).ToArray();
+        Assert.NotEmpty(missing);
+        var r = await Predict([W.SharedIds[0], .. missing]);
+        Assert.False(r.GetProperty("complete").GetBoolean());
+        var preds = r.GetProperty("predictions").EnumerateArray().ToList();
+        Assert.Equal("ok", preds[0].GetProperty("status").GetString());
+        foreach (var p in preds.Skip(1))
+        {
+            Assert.Equal("sample_not_found", p.GetProperty("status").GetString());
+            Assert.False(p.TryGetProperty("value", out _));
+            Assert.Equal("sample_not_found", p.GetProperty("parties").GetProperty("host").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task Party_scores_inline_features_and_names_missing_ones_and_never_returns_features()
+    {
+        var id = W.SharedIds[5];
+        var m = W.Models[("host", 2)];
+        var inline = m.Features.Select((name, i) => (name, v: W.Features["host"][id][i])).ToDictionary(x => x.name, x => (double?)x.v);
+        var withNull = new Dictionary<string, double?>(inline) { [m.Features[3]] = null };
+        var body = JsonSerializer.Serialize(new
+        {
+            model_id = W.ModelId, version = 2, mode = "realtime", sample_ids = new[] { id, "inline-2" },
+            features = new Dictionary<string, Dictionary<string, double?>> { [id] = inline, ["inline-2"] = withNull },
+        });
+        var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["host"].Url + "/v1/partial-scores", "initiator", W.HostKey, body);
+        Assert.True(status == 200, text);
+        var results = JsonDocument.Parse(text).RootElement.GetProperty("results").EnumerateArray().ToList();
+        var expected = new double[1];
+        new PartialScorer(m).ScoreRow(W.Features["host"][id], expected);
+        SameBits(expected[0], results[0].GetProperty("scores")[0].GetDouble(), "inline score");
+        Assert.Equal("features_missing", results[1].GetProperty("status").GetString());
+        Assert.Equal(m.Features[3], results[1].GetProperty("missing_features")[0].GetString());
+        // Only partial scores leave a party: no feature value appears in the answer.
+        Assert.DoesNotContain(W.Features["host"][id][0].ToString("R"), text);
+    }
+
+    static async Task<WebApplication> FakeParty(RequestDelegate handler)
+    {
+        var b = WebApplication.CreateSlimBuilder();
+        b.Logging.ClearProviders();
+        b.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = b.Build();
+        app.MapPost("/v1/partial-scores", handler);
+        await app.StartAsync();
+        return app;
+    }
+
+    [Theory]
+    [InlineData("timeout")]
+    [InlineData("error")]
+    [InlineData("garbage")]
+    public async Task A_party_timing_out_or_failing_gives_explicit_partial_failure_never_a_score(string how)
+    {
+        await using var fake = await FakeParty(async ctx =>
+        {
+            if (how == "timeout") { await Task.Delay(5000, ctx.RequestAborted); return; }
+            if (how == "error") { ctx.Response.StatusCode = 500; await ctx.Response.WriteAsync("{\"error\":\"disk on fire\"}"); return; }
+            await ctx.Response.WriteAsync("{\"party\":\"host\",\"model_id\":\"x\"}");
+        });
+        var cfg = W.InitiatorConfig(new Dictionary<string, string> { ["guest"] = W.Parties["guest"].Url, ["host"] = fake.Urls.First() });
+        cfg.Parties.Single(p => p.PartyId == "host").TimeoutMs = 300;
+        await using var init = new InitiatorService(cfg);
+        await init.StartAsync();
+        var ids = W.SharedIds.Take(10).ToArray();
+        var started = DateTime.UtcNow;
+        var r = await Predict(ids, url: init.Url);
+        if (how == "timeout") Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(3), "the timeout must bound the request");
+        Assert.False(r.GetProperty("complete").GetBoolean());
+        var host = r.GetProperty("parties").EnumerateArray().Single(p => p.GetProperty("party").GetString() == "host");
+        Assert.Equal(how == "timeout" ? "timeout" : "error", host.GetProperty("status").GetString());
+        Assert.Equal("ok", r.GetProperty("parties").EnumerateArray().Single(p => p.GetProperty("party").GetString() == "guest").GetProperty("status").GetString());
+        foreach (var p in r.GetProperty("predictions").EnumerateArray())
+        {
+            Assert.Equal("partial_failure", p.GetProperty("status").GetString());
+            Assert.False(p.TryGetProperty("value", out _));
+            Assert.Equal(how == "timeout" ? "timeout" : "error", p.GetProperty("parties").GetProperty("host").GetString());
+        }
+        var metrics = await Http.GetStringAsync(init.Url + "/metrics");
+        Assert.Contains($"fed_party_requests_total{{party=\"host\",status=\"{(how == "timeout" ? "timeout" : "error")}\"}} 1", metrics);
+        Assert.Contains("fed_predictions_total{status=\"partial_failure\"} 10", metrics);
+    }
+
+    [Fact]
+    public async Task Unknown_model_is_404_at_initiator_and_party()
+    {
+        var (s1, b1) = await Client(HttpMethod.Post, "/v1/predict", ServingWorld.PredictBody("no-such-model", ["a"]));
+        Assert.Equal(404, s1);
+        Assert.Contains("unknown model id 'no-such-model'", b1);
+        var (s2, b2) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["guest"].Url + "/v1/partial-scores", "initiator", W.GuestKey,
+            ServingWorld.PredictBody("no-such-model", ["a"]).Replace(",\"use_cache\":false", ""));
+        Assert.Equal(404, s2);
+        Assert.Contains("unknown model id", b2);
+        var (s3, _) = await Client(HttpMethod.Post, "/v1/predict", ServingWorld.PredictBody("bad id;drop", ["a"]));
+        Assert.Equal(400, s3);
+    }
+
+    [Fact]
+    public async Task Unsigned_badly_signed_stale_and_unknown_caller_requests_are_refused()
+    {
+        var body = ServingWorld.PredictBody(W.ModelId, [W.SharedIds[0]]);
+        var url = W.Initiator.Url + "/v1/predict";
+        var (s1, b1) = await ServingWorld.Send(Http, HttpMethod.Post, url, "client", W.ClientKey, body, sign: false);
+        Assert.Equal(401, s1);
+        Assert.Contains("unsigned", b1);
+        var (s2, b2) = await ServingWorld.Send(Http, HttpMethod.Post, url, "client", W.HostKey, body);
+        Assert.Equal(401, s2);
+        Assert.Contains("bad signature", b2);
+        var (s3, b3) = await ServingWorld.Send(Http, HttpMethod.Post, url, "client", W.ClientKey, body, timestamp: DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 600);
+        Assert.Equal(401, s3);
+        Assert.Contains("stale", b3);
+        var (s4, _) = await ServingWorld.Send(Http, HttpMethod.Post, url, "mallory", W.ClientKey, body);
+        Assert.Equal(401, s4);
+        // A party refuses the initiator's key for another party, and the client's key.
+        var (s5, _) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["host"].Url + "/v1/partial-scores", "initiator", W.GuestKey,
+            "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\"],\"mode\":\"realtime\"}");
+        Assert.Equal(401, s5);
+        // Admin endpoints need an admin caller.
+        var (s6, _) = await Client(HttpMethod.Post, $"/v1/admin/models/{W.ModelId}/rollback", "{}");
+        Assert.Equal(403, s6);
+    }
+
+    [Fact]
+    public async Task Oversized_requests_and_batches_are_refused()
+    {
+        var big = ServingWorld.PredictBody(W.ModelId, Enumerable.Range(0, 60000).Select(i => $"sample-{i:D12}"));
+        Assert.True(big.Length > 1 << 20);
+        var (s1, b1) = await Client(HttpMethod.Post, "/v1/predict", big);
+        Assert.Equal(413, s1);
+        Assert.Contains("exceeds the limit", b1);
+        var (s2, b2) = await Client(HttpMethod.Post, "/v1/predict", ServingWorld.PredictBody(W.ModelId, W.SharedIds.Take(101)));
+        Assert.Equal(400, s2);
+        Assert.Contains("limit is 100", b2);
+        var (s3, _) = await Client(HttpMethod.Post, "/v1/predict", "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\",\"a\"]}");
+        Assert.Equal(400, s3);
+        var (s4, _) = await Client(HttpMethod.Post, "/v1/predict", "{not json");
+        Assert.Equal(400, s4);
+    }
+
+    [Fact]
+    public async Task Rate_limit_is_per_caller()
+    {
+        var cfg = W.PartyConfig("guest");
+        cfg.RateLimit = new RateLimitConfig { PermitsPerSecond = 1, Burst = 3 };
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        var body = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"" + W.SharedIds[0] + "\"],\"mode\":\"realtime\"}";
+        var codes = new List<int>();
+        for (var i = 0; i < 5; i++) codes.Add((await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, body)).Status);
+        Assert.Equal([200, 200, 200, 429, 429], codes);
+        // Another caller has its own bucket.
+        Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "admin", W.AdminKey, body)).Status);
+    }
+
+    [Fact]
+    public async Task Predictions_are_cached_in_Redis_with_the_version_in_the_key_and_served_by_GET()
+    {
+        var ids = W.SharedIds.Skip(200).Take(20).ToArray();
+        foreach (var id in ids) await W.Initiator.Redis.KeyDeleteAsync(PredictionKeys.Record(W.ModelId, 2, id));
+        var (s0, _) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/{ids[0]}", null);
+        Assert.Equal(404, s0);
+        var r = await Predict(ids);
+        foreach (var id in ids)
+        {
+            var raw = await W.Initiator.Redis.StringGetAsync($"fed:pred:{W.ModelId}:v2:{id}");
+            Assert.True(raw.HasValue, "key fed:pred:{model}:v{version}:{sample} must exist");
+            var rec = PredictionRecord.Parse(raw!, "k");
+            SameBits(W.Direct(id, 2), rec.PredictValue, "cached " + id);
+            Assert.Equal("online", rec.Source);
+            Assert.Equal(2, rec.Version);
+            var (s, body) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/{id}", null);
+            Assert.Equal(200, s);
+            SameBits(W.Direct(id, 2), JsonDocument.Parse(body).RootElement.GetProperty("predict_value").GetDouble(), "GET " + id);
+        }
+        var cached = await Predict(ids, useCache: true);
+        Assert.All(cached.GetProperty("predictions").EnumerateArray(), p => Assert.Equal("cache", p.GetProperty("source").GetString()));
+        Assert.Empty(cached.GetProperty("parties").EnumerateArray());
+        // A batch-loaded record (written by another path in the shared format) is served too.
+        var batch = new PredictionRecord { ModelId = W.ModelId, Version = 2, SampleId = "batch-only-sample", PredictValue = 0.125, Dt = ServingWorld.Dt, WrittenAt = "2026-11-21T00:00:00.000Z" };
+        await W.Initiator.Redis.StringSetAsync(PredictionKeys.Record(W.ModelId, 2, batch.SampleId), batch.ToJson());
+        var (sb, bb) = await Client(HttpMethod.Get, $"/v1/predictions/{W.ModelId}/batch-only-sample", null);
+        Assert.Equal(200, sb);
+        Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
+        Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
+        var metrics = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        Assert.Contains("fed_cache_hit_ratio ", metrics);
+        Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);
+    }
+
+    [Fact]
+    public async Task Rollback_mid_traffic_every_request_finishes_on_one_version_and_new_ones_use_the_rolled_back_version()
+    {
+        var ids = W.SharedIds;
+        var responses = new ConcurrentBag<(DateTime Start, JsonElement R)>();
+        DateTime rolledBackAt = DateTime.MaxValue;
+        using var stop = new CancellationTokenSource();
+        var workers = Enumerable.Range(0, 4).Select(wk => Task.Run(async () =>
+        {
+            var rnd = new Random(wk);
+            while (!stop.IsCancellationRequested)
+            {
+                var start = DateTime.UtcNow;
+                var chunk = Enumerable.Range(0, 25).Select(_ => ids[rnd.Next(ids.Length)]).Distinct().ToArray();
+                responses.Add((start, await Predict(chunk)));
+            }
+        })).ToArray();
+        try
+        {
+            await Task.Delay(400);
+            var (status, body) = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + $"/v1/admin/models/{W.ModelId}/rollback", "admin", W.AdminKey, "{}");
+            Assert.True(status == 200, body);
+            rolledBackAt = DateTime.UtcNow;
+            Assert.Equal(1, JsonDocument.Parse(body).RootElement.GetProperty("active_version").GetInt32());
+            await Task.Delay(400);
+        }
+        finally
+        {
+            stop.Cancel();
+            await Task.WhenAll(workers);
+        }
+        var versions = responses.GroupBy(r => r.R.GetProperty("version").GetInt32()).ToDictionary(g => g.Key, g => g.Count());
+        Assert.True(versions.ContainsKey(1) && versions.ContainsKey(2), "traffic should span the rollback: " + string.Join(",", versions));
+        foreach (var (start, r) in responses)
+        {
+            var v = r.GetProperty("version").GetInt32();
+            if (start > rolledBackAt) Assert.Equal(1, v);
+            Assert.True(r.GetProperty("complete").GetBoolean());
+            foreach (var p in r.GetProperty("predictions").EnumerateArray())
+                SameBits(W.Direct(p.GetProperty("sample_id").GetString()!, v), p.GetProperty("value").GetDouble(), $"v{v}");
+        }
+        // Restore v2 through the admin activate endpoint (and check it applies at once).
+        var (s2, b2) = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + $"/v1/admin/models/{W.ModelId}/activate", "admin", W.AdminKey, "{\"version\":2}");
+        Assert.True(s2 == 200, b2);
+        Assert.Equal(2, (await Predict([ids[0]])).GetProperty("version").GetInt32());
+        var (s3, _) = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + $"/v1/admin/models/{W.ModelId}/activate", "admin", W.AdminKey, "{\"version\":7}");
+        Assert.Equal(404, s3);
+    }
+
+    [Fact]
+    public async Task Health_readiness_and_prometheus_metrics()
+    {
+        await Predict(W.SharedIds.Take(3));
+        foreach (var url in new[] { W.Initiator.Url, W.Parties["guest"].Url, W.Parties["host"].Url })
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await Http.GetAsync(url + "/healthz")).StatusCode);
+            var ready = await Http.GetAsync(url + "/readyz");
+            Assert.True(ready.IsSuccessStatusCode, await ready.Content.ReadAsStringAsync());
+        }
+        var m = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        Assert.Contains("# TYPE fed_http_request_duration_seconds histogram", m);
+        Assert.Contains("fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}", m);
+        Assert.Contains("fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}", m);
+        Assert.Contains("fed_party_requests_total{party=\"guest\",status=\"ok\"}", m);
+        var pm = await Http.GetStringAsync(W.Parties["host"].Url + "/metrics");
+        Assert.Contains("fed_partial_scores_total{status=\"ok\"}", pm);
+    }
+
+    [Fact]
+    public void Config_files_are_validated_with_clear_messages()
+    {
+        var path = Path.Combine(W.Dir, "bad.json");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{}}");
+        var e = Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path));
+        Assert.Contains("'callers' is empty", e.Message);
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{\"a\":{\"key\":\"c2hvcnQ=\"}}}");
+        Assert.Contains("at least 32", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"typo\":1}");
+        Assert.Contains("invalid config", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
+    }
+}
