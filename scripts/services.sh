@@ -378,13 +378,14 @@ create_topic() {
 }
 
 # ------------------------------------------------------------------ main
-select_services() { # validate names; default all
+select_services() { # validate names into SEL; default all
   local s
-  if [ "$#" -eq 0 ]; then printf '%s\n' "${ALL_SERVICES[@]}"; return; fi
+  SEL=()
+  if [ "$#" -eq 0 ]; then SEL=("${ALL_SERVICES[@]}"); return; fi
   for s in "$@"; do
     case "$s" in
-      redis | postgres | kafka) echo "$s" ;;
-      pg | postgresql) echo postgres ;;
+      redis | postgres | kafka) SEL+=("$s") ;;
+      pg | postgresql) SEL+=(postgres) ;;
       *) die "unknown service '$s' (expected: ${ALL_SERVICES[*]})" ;;
     esac
   done
@@ -399,14 +400,14 @@ with_lock() { # serialize start/stop of one run dir
 cmd="${1:-}"; shift || true
 case "$cmd" in
   start)
-    mapfile -t SEL < <(select_services "$@")
+    select_services "$@"
     with_lock
     t0=$SECONDS
     for s in "${SEL[@]}"; do "start_$s"; write_env_sh; done
     log "started ${SEL[*]} in $((SECONDS - t0))s; env: $RUN/env.sh"
     ;;
   stop)
-    mapfile -t SEL < <(select_services "$@")
+    select_services "$@"
     [ -d "$RUN" ] || exit 0
     with_lock
     for ((i = ${#SEL[@]} - 1; i >= 0; i--)); do "stop_${SEL[$i]}"; done
@@ -427,7 +428,7 @@ case "$cmd" in
     create_topic "$@"
     ;;
   *)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
