@@ -45,7 +45,7 @@ quiet() {
 
 # ---------------------------------------------------------------- apt packages
 APT_PKGS=(redis-server postgresql unixodbc unixodbc-dev libsqliteodbc odbc-postgresql
-          librdkafka-dev libgmp10 python3 python3-numpy python3-gmpy2)
+          librdkafka-dev libgmp10 libsodium23 python3 python3-numpy python3-gmpy2)
 command -v java >/dev/null 2>&1 || APT_PKGS+=(openjdk-17-jre-headless)
 
 missing_pkgs() {
