@@ -8,7 +8,7 @@ public sealed class StreamingEndToEndTests : IDisposable
 {
     readonly string _dir = Path.Combine(Path.GetTempPath(), "fed-stream-test-" + Guid.NewGuid().ToString("N")[..8]);
 
-    public void Dispose() { try { Directory.Delete(_dir, true); } catch (IOException) { } }
+    public void Dispose() { if (Environment.GetEnvironmentVariable("FED_TEST_KEEP") != "1") try { Directory.Delete(_dir, true); } catch (IOException) { } }
 
     sealed record Topics(string Prefix)
     {

@@ -27,9 +27,14 @@ public static class TestServices
         ["bootstrap.servers"] = Kafka,
         ["api.version.request"] = "false",
         ["broker.version.fallback"] = "0.9.0.1",
+        ["topic.metadata.refresh.interval.ms"] = "2000",
+    };
+
+    /// <summary>Consumer-only settings: the 0.9 broker accepts session timeouts of 6-30 s; 6 s makes a killed member leave fast.</summary>
+    public static Dictionary<string, string> OldBrokerConsumer() => new()
+    {
         ["session.timeout.ms"] = "6000",
         ["heartbeat.interval.ms"] = "1000",
-        ["topic.metadata.refresh.interval.ms"] = "2000",
     };
 
     static int _seq;
@@ -95,13 +100,13 @@ public static class TestServices
     public static PartyConfig PartyConfig(string party, string warehouse, string inputTopic, string partials, string dlq, string group) => new()
     {
         Party = party, Warehouse = "sqlite:" + warehouse, InputTopic = inputTopic, PartialsTopic = partials, DeadLetterTopic = dlq,
-        GroupId = group, Kafka = OldBrokerKafka(), RegistryPollMs = 200, MetricsIntervalMs = 2000,
+        GroupId = group, Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), RegistryPollMs = 200, MetricsIntervalMs = 2000,
     };
 
     public static InitiatorConfig InitiatorConfig(string warehouse, string prefix, int windowMs) => new()
     {
         Warehouse = "sqlite:" + warehouse, PartialsTopic = prefix + ".partials", ScoresTopic = prefix + ".scores",
         StatusTopic = prefix + ".status", DeadLetterTopic = prefix + ".dlq", GroupId = prefix + "-initiator",
-        Kafka = OldBrokerKafka(), Redis = Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
+        Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), Redis = Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
     };
 }
