@@ -215,6 +215,37 @@ public sealed class StreamingEndToEndTests : IDisposable
         Assert.Equal(0, guest.Metrics.DeadLetters + host.Metrics.DeadLetters + initiator.Metrics.DeadLetters);
     }
 
+    [Fact]
+    public void When_redis_stalls_the_initiator_retries_with_backoff_pauses_consumption_and_loses_nothing()
+    {
+        var t = new Topics(TestServices.UniquePrefix("redis"));
+        var models = BreastCancerModels.Create(_dir, "bc_redis_" + Guid.NewGuid().ToString("N")[..6]);
+        t.Create();
+        var icfg = TestServices.InitiatorConfig(models.GuestDb, t.Prefix, windowMs: 20000);
+        icfg.RedisRetryInitialMs = 50;
+        icfg.RedisRetryMaxMs = 500; // a write not answered within 1 s counts as failed and is retried
+        using var initiator = Running.Initiator(icfg);
+        using var guest = Running.Party(TestServices.PartyConfig("guest", models.GuestDb, t.Guest, t.Partials, t.Dlq, t.Prefix + "-guest"));
+        using var host = Running.Party(TestServices.PartyConfig("host", models.HostDb, t.Host, t.Partials, t.Dlq, t.Prefix + "-host"));
+        using var redis = TestServices.ConnectRedis();
+        var db = redis.GetDatabase();
+        var ids = models.BothIds.Take(100).ToHashSet();
+        FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-", limit: 5), null, default);
+        FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-", limit: 5), null, default);
+        Thread.Sleep(3000); // the pipeline is running
+        db.Execute("CLIENT", "PAUSE", "4000"); // Redis answers no client for 4 s
+        FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-"), null, default);
+        FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-"), null, default);
+        var expected = models.Expected(1);
+        var values = RedisCheck.WaitAll(db, expected.Keys.Select(id => PredictionRecord.Key(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
+        foreach (var (id, p) in expected)
+            RedisCheck.AssertBitIdentical(p, PredictionRecord.Parse(values[PredictionRecord.Key(models.ModelId, 1, id)]), id);
+        guest.Stop(); host.Stop(); initiator.Stop();
+        Assert.True(initiator.Metrics.RedisRetries > 0, "the stall did not cause a retry");
+        Assert.True(initiator.Metrics.Paused > 0, "consumption was not paused while Redis stalled");
+        Assert.True(initiator.Metrics.EventsOut >= expected.Count);
+    }
+
     static void Produce(string topic, IEnumerable<(string Key, string Value)> messages)
     {
         KafkaNative.Ensure();

@@ -52,7 +52,9 @@ public static class RedisCheck
         var sw = Stopwatch.StartNew();
         while (true)
         {
-            var values = db.StringGet(keys.Select(k => (RedisKey)k).ToArray());
+            RedisValue[] values;
+            try { values = db.StringGet(keys.Select(k => (RedisKey)k).ToArray()); }
+            catch (Exception e) when (e is RedisException or TimeoutException && sw.Elapsed < timeout) { Thread.Sleep(200); continue; } // e.g. Redis paused by the test
             var missing = values.Count(v => !v.HasValue);
             if (missing == 0) return keys.Zip(values).ToDictionary(p => p.First, p => (string)p.Second!);
             if (sw.Elapsed > timeout) throw new TimeoutException($"{missing} of {keys.Count} keys absent after {timeout.TotalSeconds} s, e.g. {keys.Zip(values).First(p => !p.Second.HasValue).First}");
