@@ -6,5 +6,6 @@ IReadOnlyList<CliCommand> commands =
 [
     .. ModelCommands.All,
     .. StreamCommands.All,
+    .. PredictCommands.All,
 ];
 return CliApp.Run(args, commands);

@@ -90,8 +90,7 @@ public sealed class InitiatorWorker : WorkerBase
                     if (!WriteRedis(ct)) break;
                 var t3 = Stopwatch.GetTimestamp();
                 foreach (var j in _ready)
-                    Producer.Add(_config.ScoresTopic, j.RequestId, OutputMessages.Scored(
-                        new PredictionRecord(j.ModelId, j.Version, j.SampleId, j.RequestId, j.Prediction, j.Signature.Parties, j.EventTime)));
+                    Producer.Add(_config.ScoresTopic, j.RequestId, OutputMessages.Scored(j.Value!));
                 foreach (var j in _expired)
                     if (j.Value is not null) Producer.Add(_config.StatusTopic, j.RequestId, System.Text.Encoding.UTF8.GetBytes(j.Value));
                 if (Producer.Count > 0 && !Producer.FlushAll(ct)) break;
@@ -164,7 +163,7 @@ public sealed class InitiatorWorker : WorkerBase
         _open.Remove(key);
         j.Closed = true;
         j.Prediction = Combiner.Combine(sig, j.Parts, j.SampleId);
-        j.Value = new PredictionRecord(j.ModelId, j.Version, j.SampleId, j.RequestId, j.Prediction, sig.Parties, j.EventTime).ToJson();
+        j.Value = StreamRecords.Prediction(sig, j.SampleId, j.RequestId, j.Prediction, j.EventTime).ToJson();
         _ready.Add(j);
     }
 
@@ -230,7 +229,7 @@ public sealed class InitiatorWorker : WorkerBase
             {
                 // 1. Expired requests: skip those that were in fact scored (same event id) earlier.
                 var checks = _expired.Where(j => j.Value is null)
-                    .Select(j => (j, _db.StringGetAsync(PredictionRecord.Key(j.ModelId, j.Version, j.SampleId)))).ToList();
+                    .Select(j => (j, _db.StringGetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId)))).ToList();
                 if (checks.Count > 0) Wait(checks.Select(c => (Task)c.Item2));
                 foreach (var (j, t) in checks)
                 {
@@ -249,10 +248,10 @@ public sealed class InitiatorWorker : WorkerBase
                 // 2. Writes, pipelined.
                 var writes = new List<Task>(_ready.Count + _expired.Count);
                 foreach (var j in _ready)
-                    writes.Add(_db.StringSetAsync(PredictionRecord.Key(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                    writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
                 foreach (var j in _expired)
                     if (j.Value is not null)
-                        writes.Add(_db.StringSetAsync(PredictionRecord.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
                 Wait(writes);
                 var now = DateTime.UtcNow;
                 foreach (var j in _ready)
@@ -281,8 +280,8 @@ public sealed class InitiatorWorker : WorkerBase
 
     static bool SameEvent(string value, string requestId)
     {
-        try { return PredictionRecord.Parse(value).EventId == requestId; }
-        catch (BadInputException) { return false; }
+        try { return PredictionRecord.Parse(value, "").EventId == requestId; }
+        catch (FedException) { return false; }
     }
 
     void Wait(IEnumerable<Task> tasks)

@@ -181,11 +181,11 @@ public sealed class PartialScoreMessage
 /// <summary>Writers for the initiator's outputs and the dead-letter topic.</summary>
 public static class OutputMessages
 {
-    /// <summary>Final-score event: the prediction record plus <c>"status":"scored"</c>.</summary>
-    public static byte[] Scored(PredictionRecord rec) =>
-        Encoding.UTF8.GetBytes("{\"status\":\"scored\"," + rec.ToJson()[1..]);
+    /// <summary>Final-score event: the prediction record's JSON (as written to Redis) plus <c>"status":"scored"</c>.</summary>
+    public static byte[] Scored(string recordJson) =>
+        Encoding.UTF8.GetBytes("{\"status\":\"scored\"," + recordJson[1..]);
 
-    /// <summary>Incomplete status (Redis value under <see cref="PredictionRecord.IncompleteKey"/> and status-topic event).
+    /// <summary>Incomplete status (Redis value under <see cref="StreamRecords.IncompleteKey"/> and status-topic event).
     /// Deterministic for the same request and set of arrived parties.</summary>
     public static string Incomplete(string requestId, string modelId, int version, string sampleId,
         IEnumerable<string> arrived, IEnumerable<string> missing, int windowMs, string eventTime)

@@ -51,20 +51,20 @@ public sealed class KillRestartTests : IDisposable
             var expected = models.Expected(1);
             using var redis = TestServices.ConnectRedis();
             var db = redis.GetDatabase();
-            var values = RedisCheck.WaitAll(db, expected.Keys.Select(id => PredictionRecord.Key(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(90));
+            var values = RedisCheck.WaitAll(db, expected.Keys.Select(id => PredictionKeys.Record(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(90));
             foreach (var (id, p) in expected)
-                RedisCheck.AssertBitIdentical(p, PredictionRecord.Parse(values[PredictionRecord.Key(models.ModelId, 1, id)]), id);
+                RedisCheck.AssertBitIdentical(p, PredictionRecord.Parse(values[PredictionKeys.Record(models.ModelId, 1, id)], ""), id);
 
             // One-sided ids end as incomplete records; no request that both parties answered does.
             var oneSided = models.Guest.Keys.Concat(models.Host.Keys).Where(id => !expected.ContainsKey(id)).Distinct().ToList();
-            RedisCheck.WaitAll(db, oneSided.Select(id => PredictionRecord.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
-            var wrongIncomplete = expected.Keys.Where(id => db.KeyExists(PredictionRecord.IncompleteKey(models.ModelId, 1, id))).ToList();
+            RedisCheck.WaitAll(db, oneSided.Select(id => StreamRecords.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
+            var wrongIncomplete = expected.Keys.Where(id => db.KeyExists(StreamRecords.IncompleteKey(models.ModelId, 1, id))).ToList();
             Assert.True(wrongIncomplete.Count == 0, $"incomplete records for answered requests: {string.Join(", ", wrongIncomplete.Take(10))}");
 
             // At least once: every request has a final-score event; replays may repeat one, never with another value.
             var scores = TestServices.ReadTopic(icfg.ScoresTopic, 4, l => l.Select(x => x.Key).Distinct().Count() >= expected.Count, TimeSpan.FromSeconds(30));
             var bySample = scores.Select(s => JsonDocument.Parse(s.Value).RootElement)
-                .GroupBy(e => e.GetProperty("sample_id").GetString()!).ToDictionary(g => g.Key, g => g.Select(e => e.GetProperty("prediction").GetDouble()).ToList());
+                .GroupBy(e => e.GetProperty("sample_id").GetString()!).ToDictionary(g => g.Key, g => g.Select(e => e.GetProperty("predict_value").GetDouble()).ToList());
             Assert.Equal(expected.Count, bySample.Count);
             foreach (var (id, preds) in bySample)
                 Assert.All(preds, v => Assert.Equal(BitConverter.DoubleToInt64Bits(expected[id].Value), BitConverter.DoubleToInt64Bits(v)));

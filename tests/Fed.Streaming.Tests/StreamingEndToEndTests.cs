@@ -47,31 +47,37 @@ public sealed class StreamingEndToEndTests : IDisposable
         Assert.True(expected.Count > 450, $"only {expected.Count} shared ids");
         using var redis = TestServices.ConnectRedis();
         var db = redis.GetDatabase();
-        var keys = expected.Keys.Select(id => PredictionRecord.Key(models.ModelId, 1, id)).ToList();
+        var keys = expected.Keys.Select(id => PredictionKeys.Record(models.ModelId, 1, id)).ToList();
         var values = RedisCheck.WaitAll(db, keys, TimeSpan.FromSeconds(60));
         foreach (var (id, pred) in expected)
         {
-            var rec = PredictionRecord.Parse(values[PredictionRecord.Key(models.ModelId, 1, id)]);
+            var rec = PredictionRecord.Parse(values[PredictionKeys.Record(models.ModelId, 1, id)], "");
             RedisCheck.AssertBitIdentical(pred, rec, id);
             Assert.Equal("e-" + id, rec.EventId);
-            Assert.Equal(["guest", "host"], rec.Parties);
+            Assert.Equal(["guest", "host"], rec.Parties!);
             Assert.Equal(id, rec.SampleId);
-            Assert.True(db.KeyTimeToLive(PredictionRecord.Key(models.ModelId, 1, id)) is { } ttl && ttl > TimeSpan.FromMinutes(50));
+            Assert.True(db.KeyTimeToLive(PredictionKeys.Record(models.ModelId, 1, id)) is { } ttl && ttl > TimeSpan.FromMinutes(50));
         }
+
+        // The batch path's reference, 'fed predict local', agrees to the bit as well.
+        var local = models.PredictLocal(1);
+        Assert.Equal(expected.Keys.Order(), local.Keys.Order());
+        foreach (var (id, v) in local)
+            Assert.Equal(BitConverter.DoubleToInt64Bits(v), BitConverter.DoubleToInt64Bits(PredictionRecord.Parse(values[PredictionKeys.Record(models.ModelId, 1, id)], "").PredictValue));
 
         // Ids only one party holds: an explicit incomplete record naming the missing party, never a score.
         var guestOnly = models.Guest.Keys.Where(id => !models.Host.ContainsKey(id)).ToList();
         var hostOnly = models.Host.Keys.Where(id => !models.Guest.ContainsKey(id)).ToList();
         Assert.NotEmpty(guestOnly);
         Assert.NotEmpty(hostOnly);
-        var inc = RedisCheck.WaitAll(db, guestOnly.Concat(hostOnly).Select(id => PredictionRecord.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(30));
+        var inc = RedisCheck.WaitAll(db, guestOnly.Concat(hostOnly).Select(id => StreamRecords.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(30));
         foreach (var id in guestOnly.Concat(hostOnly))
         {
-            using var doc = JsonDocument.Parse(inc[PredictionRecord.IncompleteKey(models.ModelId, 1, id)]);
+            using var doc = JsonDocument.Parse(inc[StreamRecords.IncompleteKey(models.ModelId, 1, id)]);
             Assert.Equal("incomplete", doc.RootElement.GetProperty("status").GetString());
             var missing = doc.RootElement.GetProperty("missing").EnumerateArray().Select(e => e.GetString()).ToArray();
             Assert.Equal(guestOnly.Contains(id) ? ["host"] : new[] { "guest" }, missing);
-            Assert.False(db.KeyExists(PredictionRecord.Key(models.ModelId, 1, id)), $"one-sided sample {id} got a score");
+            Assert.False(db.KeyExists(PredictionKeys.Record(models.ModelId, 1, id)), $"one-sided sample {id} got a score");
         }
 
         // Final-score events: one per request, the same prediction as in Redis.
@@ -82,7 +88,7 @@ public sealed class StreamingEndToEndTests : IDisposable
             using var doc = JsonDocument.Parse(value);
             var id = doc.RootElement.GetProperty("sample_id").GetString()!;
             Assert.Equal("e-" + id, key);
-            Assert.Equal(BitConverter.DoubleToInt64Bits(expected[id].Value), BitConverter.DoubleToInt64Bits(doc.RootElement.GetProperty("prediction").GetDouble()));
+            Assert.Equal(BitConverter.DoubleToInt64Bits(expected[id].Value), BitConverter.DoubleToInt64Bits(doc.RootElement.GetProperty("predict_value").GetDouble()));
         }
         var status = TestServices.ReadTopic(t.Status, 4, l => l.Count >= guestOnly.Count + hostOnly.Count, TimeSpan.FromSeconds(20));
         Assert.Equal(guestOnly.Count + hostOnly.Count, status.Count);
@@ -156,14 +162,14 @@ public sealed class StreamingEndToEndTests : IDisposable
 
         using var redis = TestServices.ConnectRedis();
         var db = redis.GetDatabase();
-        var inc = RedisCheck.WaitAll(db, ids.Select(id => PredictionRecord.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(30));
+        var inc = RedisCheck.WaitAll(db, ids.Select(id => StreamRecords.IncompleteKey(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(30));
         foreach (var id in ids)
         {
-            using var doc = JsonDocument.Parse(inc[PredictionRecord.IncompleteKey(models.ModelId, 1, id)]);
+            using var doc = JsonDocument.Parse(inc[StreamRecords.IncompleteKey(models.ModelId, 1, id)]);
             Assert.Equal(["host"], doc.RootElement.GetProperty("missing").EnumerateArray().Select(e => e.GetString()));
             Assert.Equal(["guest"], doc.RootElement.GetProperty("arrived").EnumerateArray().Select(e => e.GetString()));
             Assert.Equal("s-" + id, doc.RootElement.GetProperty("event_id").GetString());
-            Assert.False(db.KeyExists(PredictionRecord.Key(models.ModelId, 1, id)));
+            Assert.False(db.KeyExists(PredictionKeys.Record(models.ModelId, 1, id)));
         }
         var status = TestServices.ReadTopic(t.Status, 4, l => l.Count >= ids.Count, TimeSpan.FromSeconds(20));
         Assert.Equal(ids.Count, status.Count);
@@ -187,7 +193,7 @@ public sealed class StreamingEndToEndTests : IDisposable
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "a-"), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "a-"), null, default);
         var v1 = models.Expected(1);
-        var got1 = RedisCheck.WaitAll(db, v1.Keys.Select(id => PredictionRecord.Key(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
+        var got1 = RedisCheck.WaitAll(db, v1.Keys.Select(id => PredictionKeys.Record(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
 
         // Activate v2 at both parties (and the initiator's registry, which is the guest's warehouse) while running.
         models.Activate(models.GuestDb, 2);
@@ -200,15 +206,15 @@ public sealed class StreamingEndToEndTests : IDisposable
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "b-"), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "b-"), null, default);
         var v2 = models.Expected(2);
-        var got2 = RedisCheck.WaitAll(db, v2.Keys.Select(id => PredictionRecord.Key(models.ModelId, 2, id)).ToList(), TimeSpan.FromSeconds(60));
+        var got2 = RedisCheck.WaitAll(db, v2.Keys.Select(id => PredictionKeys.Record(models.ModelId, 2, id)).ToList(), TimeSpan.FromSeconds(60));
         foreach (var (id, p) in v2)
         {
-            var rec = PredictionRecord.Parse(got2[PredictionRecord.Key(models.ModelId, 2, id)]);
+            var rec = PredictionRecord.Parse(got2[PredictionKeys.Record(models.ModelId, 2, id)], "");
             RedisCheck.AssertBitIdentical(p, rec, id);
             Assert.Equal("b-" + id, rec.EventId);
             Assert.NotEqual(BitConverter.DoubleToInt64Bits(v1[id].Value), BitConverter.DoubleToInt64Bits(p.Value));
             // v1 predictions stay as they were: the version is part of the key.
-            RedisCheck.AssertBitIdentical(v1[id], PredictionRecord.Parse(got1[PredictionRecord.Key(models.ModelId, 1, id)]), id);
+            RedisCheck.AssertBitIdentical(v1[id], PredictionRecord.Parse(got1[PredictionKeys.Record(models.ModelId, 1, id)], ""), id);
         }
         guest.Stop(); host.Stop(); initiator.Stop();
         Assert.Equal(2 * v1.Count, initiator.Metrics.EventsOut);
@@ -237,9 +243,9 @@ public sealed class StreamingEndToEndTests : IDisposable
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-"), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-"), null, default);
         var expected = models.Expected(1);
-        var values = RedisCheck.WaitAll(db, expected.Keys.Select(id => PredictionRecord.Key(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
+        var values = RedisCheck.WaitAll(db, expected.Keys.Select(id => PredictionKeys.Record(models.ModelId, 1, id)).ToList(), TimeSpan.FromSeconds(60));
         foreach (var (id, p) in expected)
-            RedisCheck.AssertBitIdentical(p, PredictionRecord.Parse(values[PredictionRecord.Key(models.ModelId, 1, id)]), id);
+            RedisCheck.AssertBitIdentical(p, PredictionRecord.Parse(values[PredictionKeys.Record(models.ModelId, 1, id)], ""), id);
         guest.Stop(); host.Stop(); initiator.Stop();
         Assert.True(initiator.Metrics.RedisRetries > 0, "the stall did not cause a retry");
         Assert.True(initiator.Metrics.Paused > 0, "consumption was not paused while Redis stalled");

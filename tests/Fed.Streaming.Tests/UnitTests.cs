@@ -25,13 +25,16 @@ public sealed class UnitTests
     [Fact]
     public void Prediction_keys_and_values_are_the_shared_deterministic_format()
     {
-        Assert.Equal("fed:pred:bc:v3:s-1", PredictionRecord.Key("bc", 3, "s-1"));
-        Assert.Equal("fed:incomplete:bc:v3:s-1", PredictionRecord.IncompleteKey("bc", 3, "s-1"));
-        var rec = new PredictionRecord("bc", 3, "s-1", "e-1", new Prediction(0.1 + 0.2, 1, null), ["guest", "host"], "2026-01-01T00:00:00Z");
-        Assert.Equal(rec.ToJson(), rec.ToJson());
-        var back = PredictionRecord.Parse(rec.ToJson());
-        Assert.Equal(BitConverter.DoubleToInt64Bits(0.1 + 0.2), BitConverter.DoubleToInt64Bits(back.Prediction.Value));
+        Assert.Equal("fed:pred:bc:v3:s-1", PredictionKeys.Record("bc", 3, "s-1"));
+        Assert.Equal("fed:incomplete:bc:v3:s-1", StreamRecords.IncompleteKey("bc", 3, "s-1"));
+        var sig = new ModelSignature("bc", 3, Fed.Core.Model.ModelKind.Logistic, [], ["guest", "host"]);
+        var json = StreamRecords.Prediction(sig, "s-1", "e-1", new Prediction(0.1 + 0.2, 1, null), "2026-01-01T00:00:00Z").ToJson();
+        Assert.Equal(json, StreamRecords.Prediction(sig, "s-1", "e-1", new Prediction(0.1 + 0.2, 1, null), "2026-01-01T00:00:00Z").ToJson());
+        var back = PredictionRecord.Parse(json, "k");
+        Assert.Equal(BitConverter.DoubleToInt64Bits(0.1 + 0.2), BitConverter.DoubleToInt64Bits(back.PredictValue));
         Assert.Equal("e-1", back.EventId);
+        Assert.Equal("streaming", back.Source);
+        Assert.Equal(["guest", "host"], back.Parties!);
     }
 
     [Theory]

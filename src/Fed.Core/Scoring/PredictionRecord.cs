@@ -1,82 +1,66 @@
-using System.Text;
+using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Fed.Core.Scoring;
 
 /// <summary>
-/// A final prediction as it is cached for lookups (Redis), shared by every path that writes predictions
-/// (streaming, batch), so one reader finds them all:
-/// key <c>fed:pred:{model_id}:v{version}:{sample_id}</c>, value one compact JSON object.
-/// The value is a pure function of the request (no wall-clock time), so writing the same request again
-/// writes the same bytes: writes are idempotent. Doubles are written in their shortest round-trip form,
-/// so the value read back is the combiner's result bit for bit.
+/// THE key/value format of predictions in Redis, shared by every writer (batch load-redis, streaming, online serving)
+/// and every reader (lookup, serving). Change it here only.
+/// <list type="bullet">
+/// <item><c>fed:pred:{model_id}:v{version}:{sample_id}</c> → <see cref="PredictionRecord"/> JSON (optionally with a TTL).</item>
+/// <item><c>fed:pred:{model_id}:active</c> → the version number (decimal text) that lookups by model id alone use.
+/// A writer sets it only after every record of that version is written, so a reader never sees a half-loaded version.</item>
+/// </list>
+/// The sample id is the last key segment and may itself contain ':'.
 /// </summary>
-public sealed record PredictionRecord(
-    string ModelId, int Version, string SampleId, string? EventId, Prediction Prediction,
-    IReadOnlyList<string> Parties, string Time)
+public static class PredictionKeys
 {
-    public const string PredictionPrefix = "fed:pred:";
-    public const string IncompletePrefix = "fed:incomplete:";
+    public const string Prefix = "fed:pred:";
 
-    /// <summary>Key of a prediction: <c>fed:pred:{model_id}:v{version}:{sample_id}</c>.</summary>
-    public static string Key(string modelId, int version, string sampleId) =>
-        $"{PredictionPrefix}{Identifiers.ModelId(modelId)}:v{version}:{sampleId}";
+    public static string Record(string modelId, int version, string sampleId) =>
+        $"{Prefix}{Identifiers.ModelId(modelId)}:v{version.ToString(CultureInfo.InvariantCulture)}:{sampleId}";
 
-    /// <summary>Key of an explicit incomplete status (a request whose parties did not all answer):
-    /// <c>fed:incomplete:{model_id}:v{version}:{sample_id}</c>. Never holds a score.</summary>
-    public static string IncompleteKey(string modelId, int version, string sampleId) =>
-        $"{IncompletePrefix}{Identifiers.ModelId(modelId)}:v{version}:{sampleId}";
+    public static string ActiveVersion(string modelId) => $"{Prefix}{Identifiers.ModelId(modelId)}:active";
+}
 
-    public string RedisKey => Key(ModelId, Version, SampleId);
+/// <summary>One prediction as stored in Redis (see <see cref="PredictionKeys"/>). Doubles are written round-trippable.</summary>
+public sealed record PredictionRecord
+{
+    [JsonPropertyName("model_id")] public required string ModelId { get; init; }
+    [JsonPropertyName("version")] public required int Version { get; init; }
+    [JsonPropertyName("sample_id")] public required string SampleId { get; init; }
+    /// <summary>P(class 1) for logistic, the value for linear, the top class's probability for softmax.</summary>
+    [JsonPropertyName("predict_value")] public required double PredictValue { get; init; }
+    /// <summary>Softmax only: the predicted class label.</summary>
+    [JsonPropertyName("predicted_class")] public string? PredictedClass { get; init; }
+    /// <summary>Softmax only: class label → probability, in the model's class order.</summary>
+    [JsonPropertyName("probabilities")] public Dictionary<string, double>? Probabilities { get; init; }
+    [JsonPropertyName("dt")] public string? Dt { get; init; }
+    [JsonPropertyName("hour")] public string? Hour { get; init; }
+    /// <summary>Which path wrote it: batch, streaming, online.</summary>
+    [JsonPropertyName("source")] public string Source { get; init; } = "batch";
+    /// <summary>UTC, ISO 8601. The streaming path writes the request's event time here (not the clock), so that a
+    /// replayed request writes the same bytes (idempotent writes).</summary>
+    [JsonPropertyName("written_at")] public required string WrittenAt { get; init; }
+    /// <summary>Streaming only: the request (event) id the prediction answers; null (absent) elsewhere.</summary>
+    [JsonPropertyName("event_id")] public string? EventId { get; init; }
+    /// <summary>Streaming only: the parties whose partial scores were combined, in model order; null (absent) elsewhere.</summary>
+    [JsonPropertyName("parties")] public string[]? Parties { get; init; }
 
-    /// <summary>
-    /// The value: <c>{"model_id","version","sample_id","event_id","prediction","predicted_class","probabilities","parties","time"}</c>.
-    /// predicted_class is -1 for linear models; probabilities only for softmax; time is the request's event time (ISO 8601).
-    /// </summary>
-    public string ToJson()
-    {
-        using var ms = new MemoryStream(256);
-        using (var w = new Utf8JsonWriter(ms))
-        {
-            w.WriteStartObject();
-            w.WriteString("model_id", ModelId);
-            w.WriteNumber("version", Version);
-            w.WriteString("sample_id", SampleId);
-            if (EventId is not null) w.WriteString("event_id", EventId);
-            w.WriteNumber("prediction", Prediction.Value);
-            w.WriteNumber("predicted_class", Prediction.PredictedClass);
-            if (Prediction.Probabilities is { } p)
-            {
-                w.WriteStartArray("probabilities");
-                foreach (var v in p) w.WriteNumberValue(v);
-                w.WriteEndArray();
-            }
-            w.WriteStartArray("parties");
-            foreach (var party in Parties) w.WriteStringValue(party);
-            w.WriteEndArray();
-            w.WriteString("time", Time);
-            w.WriteEndObject();
-        }
-        return Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length);
-    }
+    static readonly JsonSerializerOptions Options = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
-    public static PredictionRecord Parse(string json)
+    public string ToJson() => JsonSerializer.Serialize(this, Options);
+
+    public static PredictionRecord Parse(string json, string key)
     {
         try
         {
-            using var doc = JsonDocument.Parse(json);
-            var r = doc.RootElement;
-            double[]? probs = r.TryGetProperty("probabilities", out var pe) ? pe.EnumerateArray().Select(e => e.GetDouble()).ToArray() : null;
-            return new PredictionRecord(
-                r.GetProperty("model_id").GetString()!, r.GetProperty("version").GetInt32(), r.GetProperty("sample_id").GetString()!,
-                r.TryGetProperty("event_id", out var ev) ? ev.GetString() : null,
-                new Prediction(r.GetProperty("prediction").GetDouble(), r.GetProperty("predicted_class").GetInt32(), probs),
-                r.GetProperty("parties").EnumerateArray().Select(e => e.GetString()!).ToArray(),
-                r.GetProperty("time").GetString()!);
+            return JsonSerializer.Deserialize<PredictionRecord>(json, Options) ?? throw new JsonException("null");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (JsonException e)
         {
-            throw new BadInputException($"not a prediction record: {e.Message}", e);
+            throw new FedFailureException($"Redis key '{key}' does not hold a Fed prediction record: {e.Message}", e);
         }
     }
 }

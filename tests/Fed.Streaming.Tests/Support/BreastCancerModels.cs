@@ -47,9 +47,11 @@ public sealed class BreastCancerModels
 
     static void Export(string db, PartialModel model, string dir, bool activate)
     {
-        var file = ModelFile.Write(model, Path.Combine(dir, $"{model.PartyId}.v{model.Version}.json"));
+        // One directory per version: the layout 'fed predict local --models DIR' reads.
+        var path = Path.Combine(dir, $"v{model.Version}", $"{model.PartyId}.json");
+        ModelFile.Write(model, path);
         using var w = WarehouseFactory.Open("sqlite:" + db);
-        new ModelExporter(w).Export(ModelFile.Read(Path.Combine(dir, $"{file.PartyId}.v{file.Version}.json")), activate);
+        new ModelExporter(w).Export(ModelFile.Read(path), activate);
     }
 
     /// <summary>Fixed weights (a deterministic function of position and version) on standardized features.</summary>
@@ -103,6 +105,14 @@ public sealed class BreastCancerModels
             result[id] = Combiner.Combine(g.Signature, new Dictionary<string, double[]> { ["guest"] = pg, ["host"] = ph }, id);
         }
         return result;
+    }
+
+    /// <summary>The batch path's reference ('fed predict local') on the same CSVs and model files: sample id -> prediction.</summary>
+    public Dictionary<string, double> PredictLocal(int version)
+    {
+        var res = Fed.SparkPredict.LocalPredictor.Run(Path.Combine(Dir, $"v{version}"), [("guest", GuestCsv), ("host", HostCsv)],
+            Path.Combine(Dir, $"local-v{version}.csv"));
+        return res.Predictions.Ids.Select((id, r) => (id, r)).ToDictionary(x => x.id, x => res.Predictions.Values[x.r]);
     }
 
     public void Activate(string db, int version)

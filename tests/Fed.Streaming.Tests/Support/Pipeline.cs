@@ -64,8 +64,7 @@ public static class RedisCheck
 
     public static void AssertBitIdentical(Prediction expected, PredictionRecord actual, string sampleId)
     {
-        Assert.True(BitConverter.DoubleToInt64Bits(expected.Value) == BitConverter.DoubleToInt64Bits(actual.Prediction.Value),
-            $"sample {sampleId}: streamed prediction {actual.Prediction.Value:R} differs from direct scoring {expected.Value:R}");
-        Assert.Equal(expected.PredictedClass, actual.Prediction.PredictedClass);
+        Assert.True(BitConverter.DoubleToInt64Bits(expected.Value) == BitConverter.DoubleToInt64Bits(actual.PredictValue),
+            $"sample {sampleId}: streamed prediction {actual.PredictValue:R} differs from direct scoring {expected.Value:R}");
     }
 }

@@ -1,0 +1,121 @@
+using Fed.Core;
+using Fed.SparkPredict;
+using Fed.Warehouse;
+
+namespace Fed.Cli.Commands;
+
+/// <summary>fed predict ... and fed features load: batch and hourly prediction (issue 4).</summary>
+public static class PredictCommands
+{
+    static readonly CliOption Warehouse = new("warehouse", "warehouse spec: sqlite:PATH or odbc:dialect=postgres;... (else FED_WAREHOUSE)", Default: null);
+    static readonly CliOption ModelId = new("model-id", "model id", Required: true);
+    static readonly CliOption Version = new("version", "model version (default: the active one)");
+    static readonly CliOption Dt = new("dt", "day partition, yyyy-MM-dd", Required: true);
+    static readonly CliOption Hour = new("hour", "hour 0..23 (hourly mode)");
+
+    static Partition Part(CliArgs a) => Partition.Parse(a.Get("dt"), a.IntOpt("hour"));
+
+    public static IReadOnlyList<CliCommand> All =>
+    [
+        new("predict batch", "Score one party's features for a partition into partial scores (engine local, sql or spark-sql)",
+            [
+                new CliOption("party", "this party's id", Required: true), ModelId, Version,
+                new CliOption("features", "warehouse feature table, or a CSV path (engine local)", Required: true), Dt, Hour,
+                new CliOption("engine", "local | sql | spark-sql", Default: "local"), Warehouse,
+                new CliOption("out", "engine local: write partial-score files (data + manifest) here instead of the warehouse table"),
+                new CliOption("emit-sql", "write the Spark SQL/HiveQL for this plan to PATH (with any engine)"),
+                new CliOption("layout", "model weight table: wide | long", Default: "wide"),
+                new CliOption("id-column", "CSV id column", Default: "id"),
+            ],
+            (a, o) =>
+            {
+                var layout = a.Get("layout") switch
+                {
+                    "wide" => WeightLayout.Wide, "long" => WeightLayout.Long,
+                    var x => throw new BadInputException($"--layout '{x}': expected wide or long"),
+                };
+                var engine = a.Get("engine");
+                if (engine is not ("local" or "sql" or "spark-sql")) throw new BadInputException($"--engine '{engine}': expected local, sql or spark-sql");
+                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"));
+                o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
+                string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
+                if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
+                var res = engine switch
+                {
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Progress),
+                    "sql" => SqlEngine.Execute(plan, w),
+                    _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
+                };
+                o.Say($"{res.RowsScored:N0} rows scored, {res.RowsRejected:N0} rejected{(plan.Partition.Hourly ? $", {res.RowsUnchanged:N0} unchanged" : "")} -> {res.Output} ({res.TotalSeconds:F2} s)");
+                foreach (var rj in res.Rejected.Take(10)) o.Say($"  rejected {rj.SampleId}: missing '{rj.Feature}'");
+                var report = res.ToReport();
+                report["ok"] = true; report["model_id"] = plan.Model.ModelId; report["version"] = plan.Model.Version; report["party"] = plan.PartyId;
+                report["dt"] = plan.Partition.Dt; report["hour"] = plan.Partition.HourText; report["emitted_sql"] = emitted;
+                o.Result(report);
+                return 0;
+            }),
+        new("predict combine", "Initiator: join every party's partial scores, combine, write fed_predictions[_hourly] and a coverage report",
+            [ModelId, Version, Dt, Hour,
+             new CliOption("input", "directory of partial-score files (data + manifest), or 'warehouse' for fed_partial_scores", Required: true),
+             Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one)")],
+            (a, o) =>
+            {
+                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress);
+                o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
+                var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
+                report.Remove("missing");
+                o.Result(report);
+                return 0;
+            }),
+        new("predict local", "Reference path: score each party's CSV with its partial-model file, intersect ids, combine, write a CSV",
+            [new CliOption("models", "directory with the model's *.json partial-model files", Required: true),
+             new CliOption("party", "PARTY=CSV for every party", Required: true, Multiple: true),
+             new CliOption("out", "predictions CSV", Required: true), new CliOption("id-column", "id column of the CSVs", Default: "id"),
+             new CliOption("report", "report path (default: OUT.report.json)")],
+            (a, o) =>
+            {
+                var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"));
+                o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
+                o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
+                    rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });
+                return 0;
+            }),
+        new("predict load-redis", "Write a predictions partition to Redis (key fed:pred:{model}:v{version}:{sample_id}, pointer fed:pred:{model}:active)",
+            [new CliOption("redis", "HOST:PORT", Required: true), ModelId, Version, Dt, Hour,
+             new CliOption("ttl", "seconds until the records expire (default: never)"), Warehouse],
+            (a, o) =>
+            {
+                var ttl = a.IntOpt("ttl") is { } s ? s > 0 ? TimeSpan.FromSeconds(s) : throw new BadInputException("--ttl must be > 0") : (TimeSpan?)null;
+                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                var res = RedisPredictions.Load(w, a.Get("redis"), a.Get("model-id"), a.IntOpt("version"), Part(a), ttl, o.Progress);
+                o.Say($"{res.Written:N0} predictions of v{res.Version} written to Redis in {res.Seconds:F2} s ({res.Written / Math.Max(res.Seconds, 1e-9):N0}/s){(res.PointerSet ? "; active pointer set" : " (not the active version: pointer unchanged)")}");
+                o.Result(new { ok = true, written = res.Written, version = res.Version, active_pointer_set = res.PointerSet, seconds = res.Seconds });
+                return 0;
+            }),
+        new("predict lookup", "Print one prediction from Redis (the active version unless --version)",
+            [new CliOption("redis", "HOST:PORT", Required: true), ModelId, Version, new CliOption("sample-id", "sample id", Required: true)],
+            (a, o) =>
+            {
+                var rec = RedisPredictions.Lookup(a.Get("redis"), a.Get("model-id"), a.Get("sample-id"), a.IntOpt("version"))
+                    ?? throw new BadInputException($"no prediction for sample '{a.Get("sample-id")}' of model '{a.Get("model-id")}' in Redis");
+                o.Say($"{rec.SampleId}: {rec.PredictValue:R}{(rec.PredictedClass is null ? "" : $" class {rec.PredictedClass}")} (model {rec.ModelId} v{rec.Version}, dt {rec.Dt}{(rec.Hour is null ? "" : " hour " + rec.Hour)}, written {rec.WrittenAt})");
+                o.Result(rec);
+                return 0;
+            }),
+        new("features load", "Load a party's CSV into its warehouse feature table (for demos and tests)",
+            [new CliOption("party", "party id", Required: true), new CliOption("csv", "CSV with an id column", Required: true),
+             new CliOption("table", "feature table name", Required: true), Dt, Hour, Warehouse,
+             new CliOption("id-column", "id column", Default: "id"), new CliOption("label-column", "label column to leave out", Default: "y")],
+            (a, o) =>
+            {
+                Identifiers.PartyId(a.Get("party"));
+                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                var n = FeatureLoader.Load(w, a.Get("csv"), a.Get("table"), Part(a), a.Get("id-column"), a.Get("label-column"));
+                o.Say($"{n:N0} rows loaded into {a.Get("table")} ({w.Description})");
+                o.Result(new { ok = true, rows = n, table = a.Get("table") });
+                return 0;
+            }),
+    ];
+}

@@ -1,0 +1,291 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Fed.Core;
+using Fed.Core.Model;
+using Fed.Core.Scoring;
+using Fed.Warehouse;
+
+namespace Fed.SparkPredict;
+
+/// <summary>A sample that some party did not score (absent from its data, or rejected for a missing feature): never combined.</summary>
+public sealed record MissingSample(string SampleId, string[] MissingParties);
+
+/// <summary>Combined predictions, columnar, in the guest's row order.</summary>
+public sealed class CombinedPredictions
+{
+    public required ModelSignature Model { get; init; }
+    public required string[] Ids { get; init; }
+    public required double[] Values { get; init; }
+    public int[]? PredictedClass { get; init; }
+    /// <summary>Softmax: Probabilities[c][r].</summary>
+    public double[][]? Probabilities { get; init; }
+    public required List<MissingSample> Missing { get; init; }
+    public Dictionary<string, long> RowsByParty { get; init; } = [];
+
+    public int Count => Ids.Length;
+    public string? ClassLabel(int r) => Model.Kind == ModelKind.Softmax ? Model.Classes[PredictedClass![r]] : null;
+
+    public string ProbabilitiesJson(int r)
+    {
+        if (Probabilities is null) return "";
+        var sb = new StringBuilder("[");
+        for (var c = 0; c < Probabilities.Length; c++)
+        {
+            if (c > 0) sb.Append(',');
+            sb.Append(Probabilities[c][r].ToString("R", CultureInfo.InvariantCulture));
+        }
+        return sb.Append(']').ToString();
+    }
+}
+
+/// <summary>
+/// The join and combine of every path (files, warehouse, 'predict local'): inner join on sample id over all the
+/// model's parties, sums through <see cref="Combiner.CombineBatch"/> in model party order. Samples missing at some
+/// party are listed, never scored.
+/// </summary>
+public static class CombineCore
+{
+    public static CombinedPredictions Combine(ModelSignature sig, IReadOnlyList<PartialScoreSet> sets, ISet<string>? only = null)
+    {
+        var byParty = new Dictionary<string, PartialScoreSet>(StringComparer.Ordinal);
+        foreach (var s in sets)
+        {
+            if (Array.IndexOf(sig.Parties, s.Party) < 0)
+                throw new BadInputException($"partial scores from party '{s.Party}', which model '{sig.ModelId}' v{sig.Version} does not have (parties: {string.Join(", ", sig.Parties)})");
+            if (!byParty.TryAdd(s.Party, s))
+                throw new BadInputException($"two partial-score sets from party '{s.Party}' for model '{sig.ModelId}' v{sig.Version}; give one per party");
+            if (s.Outputs != sig.OutputCount)
+                throw new BadInputException($"party '{s.Party}' sent {s.Outputs} score(s) per sample; model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount} output(s)");
+        }
+        var absent = sig.Parties.Where(p => !byParty.ContainsKey(p)).ToArray();
+        if (absent.Length > 0) throw new IncompletePartiesException(sig.ModelId, sig.Version, absent);
+
+        var ordered = sig.Parties.Select(p => byParty[p]).ToArray();
+        var index = ordered.Select(s =>
+        {
+            var d = new Dictionary<string, int>(s.Count, StringComparer.Ordinal);
+            for (var i = 0; i < s.Count; i++)
+                if (!d.TryAdd(s.Ids[i], i)) throw new BadInputException($"party '{s.Party}': duplicate sample id '{s.Ids[i]}'; a party sends one partial score per sample");
+            return d;
+        }).ToArray();
+
+        var rows = new List<int[]>();
+        var ids = new List<string>();
+        var missing = new List<MissingSample>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var set in ordered)
+            foreach (var id in set.Ids)
+            {
+                if (!seen.Add(id) || only != null && !only.Contains(id)) continue;
+                var at = new int[ordered.Length];
+                List<string>? gone = null;
+                for (var p = 0; p < ordered.Length; p++)
+                    if (!index[p].TryGetValue(id, out at[p])) (gone ??= []).Add(ordered[p].Party);
+                if (gone != null) { missing.Add(new MissingSample(id, [.. gone])); continue; }
+                ids.Add(id);
+                rows.Add(at);
+            }
+
+        var n = ids.Count;
+        var outputs = sig.OutputCount;
+        var partials = ordered.Select((s, p) =>
+        {
+            var cols = new double[outputs][];
+            for (var c = 0; c < outputs; c++)
+            {
+                cols[c] = new double[n];
+                var src = s.Scores[c];
+                for (var r = 0; r < n; r++) cols[c][r] = src[rows[r][p]];
+            }
+            return cols;
+        }).ToList();
+        var values = new double[n];
+        int[]? cls = sig.Kind == ModelKind.Softmax ? new int[n] : null;
+        double[][]? probs = sig.Kind == ModelKind.Softmax ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        Combiner.CombineBatch(sig, partials, n, values, cls, probs);
+        return new CombinedPredictions
+        {
+            Model = sig, Ids = [.. ids], Values = values, PredictedClass = cls, Probabilities = probs, Missing = missing,
+            RowsByParty = ordered.ToDictionary(s => s.Party, s => (long)s.Count),
+        };
+    }
+
+    /// <summary>The model's signature from the registry: the given version or the active one.</summary>
+    public static ModelSignature Signature(IWarehouse w, string modelId, int? version)
+    {
+        var rows = new ModelRegistry(w).List(Identifiers.ModelId(modelId));
+        if (rows.Count == 0) throw new UnknownModelException($"unknown model id '{modelId}' in {w.Description}: export it with 'fed convert' first");
+        var e = version is { } v
+            ? rows.FirstOrDefault(r => r.Version == v) ?? throw new UnknownModelException($"model '{modelId}' has no version {v} in {w.Description}; versions: {string.Join(", ", rows.Select(r => r.Version).Distinct())}")
+            : rows.FirstOrDefault(r => r.IsActive) ?? throw new UnknownModelException($"model '{modelId}' has no active version in {w.Description}; give --version or activate one");
+        if (!PartialModel.TryParseKind(e.Kind, out var kind)) throw new FedFailureException($"model '{modelId}' v{e.Version}: unknown kind '{e.Kind}' in the registry");
+        return new ModelSignature(e.ModelId, e.Version, kind, e.Classes, e.Parties);
+    }
+}
+
+/// <summary>
+/// The initiator's combine job. Inputs: each party's partial-score files (data + manifest) in a directory, or the
+/// shared warehouse table fed_partial_scores[_hourly]. Output: fed_predictions[_hourly] (partition replaced in one
+/// transaction) and a coverage report (JSON, temp-then-rename). Any bad input stops it before anything is written.
+/// Hourly: each party's newest partial score per sample over hours &lt;= H of the day is used, and only the samples
+/// that some party rescored at hour H are combined and written.
+/// </summary>
+public static class CombineJob
+{
+    public sealed record Result(CombinedPredictions Predictions, string Table, string ReportPath, Dictionary<string, object?> Report);
+
+    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null)
+    {
+        var sig = CombineCore.Signature(w, modelId, version);
+        var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
+        var latest = sig.Parties.ToDictionary(x => x, _ => new Dictionary<string, double[]>(StringComparer.Ordinal));
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        var rejected = new Dictionary<string, object>();
+        if (fromWarehouse) LoadWarehouse(w, sig, p, latest, touched);
+        else LoadFiles(input, sig, p, latest, touched, rejected);
+        progress?.Invoke($"  loaded partial scores: {string.Join(", ", latest.Select(kv => $"{kv.Key} {kv.Value.Count:N0}"))}");
+
+        var sets = sig.Parties.Select(party =>
+        {
+            var s = new PartialScoreSet(party, sig.OutputCount);
+            foreach (var (id, scores) in latest[party]) s.Add(id, scores);
+            return s;
+        }).ToList();
+        var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
+
+        var table = PredictionsTable.Write(w, combined, p);
+        var report = new Dictionary<string, object?>
+        {
+            ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
+            ["input"] = fromWarehouse ? $"{w.Description} {Schema.PartialScores(p.Hourly).Name}" : Path.GetFullPath(input),
+            ["rows_by_party"] = combined.RowsByParty, ["predictions"] = combined.Count, ["table"] = table,
+            ["missing_count"] = combined.Missing.Count,
+            ["missing"] = combined.Missing.Select(m => new { sample_id = m.SampleId, missing_parties = m.MissingParties }).ToList(),
+            ["rejected_by_party"] = rejected,
+        };
+        var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
+        WriteJson(path, report);
+        return new Result(combined, table, Path.GetFullPath(path), report);
+    }
+
+    public static void WriteJson(string path, object doc)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        File.WriteAllText(full + ".tmp", JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(full + ".tmp", full, overwrite: true);
+    }
+
+    static void LoadFiles(string dir, ModelSignature sig, Partition p, Dictionary<string, Dictionary<string, double[]>> latest,
+        HashSet<string> touched, Dictionary<string, object> rejected)
+    {
+        // Hourly: every hour <= H of the day (newest wins); daily: the day's file.
+        var hours = p.Hourly ? Enumerable.Range(0, p.Hour!.Value + 1).Select(h => (int?)h).ToList() : [null];
+        foreach (var h in hours)
+        {
+            var part = new Partition(p.Dt, h);
+            var found = PartialScoreFiles.Find(dir, sig.ModelId, sig.Version, part);
+            var isTarget = h == p.Hour;
+            foreach (var g in found.GroupBy(f => f.Manifest.Party))
+                if (g.Count() > 1) throw new BadInputException($"{dir}: {g.Count()} manifests from party '{g.Key}' for {part}: {string.Join(", ", g.Select(f => f.Path))}");
+            if (isTarget)
+            {
+                var absent = sig.Parties.Where(x => found.All(f => f.Manifest.Party != x)).ToArray();
+                if (absent.Length > 0)
+                    throw new BadInputException($"{dir}: no partial scores from part{(absent.Length == 1 ? "y" : "ies")} {string.Join(", ", absent.Select(a => $"'{a}'"))} " +
+                        $"for model '{sig.ModelId}' v{sig.Version} {part}; every party must send its manifest and data file");
+            }
+            foreach (var (path, m) in found)
+            {
+                if (!latest.TryGetValue(m.Party, out var dict))
+                    throw new BadInputException($"{path}: party '{m.Party}' is not a party of model '{sig.ModelId}' v{sig.Version} ({string.Join(", ", sig.Parties)})");
+                if (m.Outputs != sig.OutputCount)
+                    throw new BadInputException($"{path}: {m.Outputs} output(s), model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount}");
+                var set = PartialScoreFiles.Read(path, m);
+                if (set.Count == 0 && !p.Hourly)
+                    throw new BadInputException($"{path}: empty partition: party '{m.Party}' sent no partial scores for {part}; refusing to write an empty prediction set");
+                for (var i = 0; i < set.Count; i++)
+                {
+                    var scores = new double[set.Outputs];
+                    for (var c = 0; c < set.Outputs; c++) scores[c] = set.Scores[c][i];
+                    dict[set.Ids[i]] = scores;
+                    if (isTarget) touched.Add(set.Ids[i]);
+                }
+                if (isTarget && m.Rejected is { Count: > 0 }) rejected[m.Party] = m.Rejected;
+            }
+        }
+    }
+
+    static void LoadWarehouse(IWarehouse w, ModelSignature sig, Partition p, Dictionary<string, Dictionary<string, double[]>> latest, HashSet<string> touched)
+    {
+        var t = Schema.PartialScores(p.Hourly).Name;
+        if (!w.TableExists(t)) throw new BadInputException($"empty partition: no table {t} in {w.Description}; run 'fed predict batch' for every party first");
+        var d = w.Dialect;
+        using var r = p.Hourly
+            ? w.Query($"SELECT party, sample_id, class_index, partial_score, hour FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND dt = ? AND hour <= ? ORDER BY hour", sig.ModelId, sig.Version, p.Dt, p.HourText)
+            : w.Query($"SELECT party, sample_id, class_index, partial_score, dt FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND dt = ?", sig.ModelId, sig.Version, p.Dt);
+        var stamp = new Dictionary<(string, string), string>();
+        var counts = sig.Parties.ToDictionary(x => x, _ => 0L);
+        while (r.Read())
+        {
+            var party = r.GetString(0);
+            var id = r.GetString(1);
+            var c = (int)r.GetInt64(2);
+            var hour = r.GetString(4);
+            if (!latest.TryGetValue(party, out var dict))
+                throw new BadInputException($"{t}: partial scores from party '{party}', which model '{sig.ModelId}' v{sig.Version} does not have");
+            if (c < 0 || c >= sig.OutputCount) throw new BadInputException($"{t}: party '{party}' sample '{id}': class_index {c} out of range");
+            if (!dict.TryGetValue(id, out var scores) || stamp[(party, id)] != hour)
+            {
+                dict[id] = scores = Enumerable.Repeat(double.NaN, sig.OutputCount).ToArray();
+                stamp[(party, id)] = hour;
+            }
+            if (!double.IsNaN(scores[c]))
+                throw new BadInputException($"{t}: duplicate sample id '{id}' from party '{party}' ({p}); a party writes one partial score per sample");
+            scores[c] = r.GetDouble(3);
+            if (!p.Hourly || hour == p.HourText) { touched.Add(id); counts[party]++; }
+        }
+        foreach (var (party, dict) in latest)
+        {
+            foreach (var (id, s) in dict)
+                if (s.Any(double.IsNaN)) throw new BadInputException($"{t}: party '{party}' sample '{id}' lacks some class scores");
+        }
+        if (!p.Hourly)
+        {
+            var empty = counts.Where(kv => kv.Value == 0).Select(kv => kv.Key).ToList();
+            if (empty.Count > 0)
+                throw new BadInputException($"empty partition: {t} has no partial scores from {string.Join(", ", empty.Select(e => $"'{e}'"))} for model '{sig.ModelId}' v{sig.Version} {p}");
+        }
+    }
+}
+
+/// <summary>Writes fed_predictions[_hourly] (Schema.Predictions): the partition's rows of this model version replaced in one transaction.</summary>
+public static class PredictionsTable
+{
+    public static string Write(IWarehouse w, CombinedPredictions pred, Partition p)
+    {
+        if (!w.Dialect.SupportsTransactions)
+            throw new BadInputException($"{w.Dialect.Name} has no transactions: write predictions to a SQLite or PostgreSQL warehouse");
+        var t = Schema.Predictions(p.Hourly);
+        var d = w.Dialect;
+        w.Execute(d.CreateTable(t));
+        var ins = $"INSERT INTO {d.Id(t.Name)} (model_id, version, sample_id, predict_value, predicted_class, probabilities, dt{(p.Hourly ? ", hour" : "")}) VALUES (?, ?, ?, ?, ?, ?, ?{(p.Hourly ? ", ?" : "")})";
+        using var tx = w.BeginTransaction();
+        if (p.Hourly) w.Execute($"DELETE FROM {d.Id(t.Name)} WHERE model_id = ? AND version = ? AND dt = ? AND hour = ?", pred.Model.ModelId, pred.Model.Version, p.Dt, p.HourText);
+        else w.Execute($"DELETE FROM {d.Id(t.Name)} WHERE model_id = ? AND version = ? AND dt = ?", pred.Model.ModelId, pred.Model.Version, p.Dt);
+        var args = new object?[p.Hourly ? 8 : 7];
+        args[0] = pred.Model.ModelId; args[1] = pred.Model.Version; args[6] = p.Dt;
+        if (p.Hourly) args[7] = p.HourText;
+        for (var r = 0; r < pred.Count; r++)
+        {
+            args[2] = pred.Ids[r];
+            args[3] = pred.Values[r];
+            args[4] = pred.ClassLabel(r);
+            args[5] = pred.Probabilities is null ? null : pred.ProbabilitiesJson(r);
+            w.Execute(ins, args);
+        }
+        tx.Commit();
+        return t.Name;
+    }
+}

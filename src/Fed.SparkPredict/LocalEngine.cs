@@ -1,0 +1,250 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Fed.Core;
+using Fed.Core.Data;
+using Fed.Core.Scoring;
+using Fed.Warehouse;
+
+namespace Fed.SparkPredict;
+
+/// <summary>Statistics of one scoring run, whatever the engine.</summary>
+public sealed class ScoringRunResult
+{
+    public required string Engine { get; init; }
+    public long RowsScored { get; set; }
+    public long RowsRejected { get; set; }
+    public long RowsUnchanged { get; set; }
+    public FeatureCoverage? Coverage { get; set; }
+    public List<RejectedRow> Rejected { get; } = [];
+    public string? Output { get; set; }
+    public double ReadSeconds { get; set; }
+    public double ScoreSeconds { get; set; }
+    public double WriteSeconds { get; set; }
+    public double TotalSeconds { get; set; }
+
+    public Dictionary<string, object?> ToReport() => new()
+    {
+        ["engine"] = Engine, ["rows_scored"] = RowsScored, ["rows_rejected"] = RowsRejected, ["rows_unchanged"] = RowsUnchanged,
+        ["coverage"] = Coverage?.ToReport(), ["rejected"] = Rejected.Take(MaxListed).ToList(), ["rejected_listed"] = Math.Min(Rejected.Count, MaxListed),
+        ["output"] = Output, ["seconds"] = new { total = TotalSeconds, read = ReadSeconds, score = ScoreSeconds, write = WriteSeconds },
+    };
+
+    public const int MaxListed = 100_000;
+}
+
+/// <summary>
+/// The embedded engine: streams a feature source in bounded memory as columnar <see cref="FeatureBatch"/> chunks,
+/// scores the chunks in parallel with the one <see cref="PartialScorer"/> (one reader, N scoring workers, results
+/// handed to the sink in input order), so the output is the same whatever the parallelism.
+/// Memory: (2 x workers + 1) chunks of batchSize x features doubles.
+/// </summary>
+public static class LocalEngine
+{
+    public delegate void Sink(FeatureBatch batch, double[][] scores, int[] missingFeature);
+
+    sealed class Work(int features, int outputs, int size)
+    {
+        public readonly FeatureBatch Batch = new(features, size);
+        public readonly double[][] Scores = Enumerable.Range(0, outputs).Select(_ => new double[size]).ToArray();
+        public readonly int[] Missing = new int[size];
+        public long Seq;
+    }
+
+    public static FeatureCoverage Run(PartialScorer scorer, IFeatureSource source, Sink sink, ScoringRunResult stats,
+        int batchSize = 16_384, int workers = 0, Action<long>? progress = null)
+    {
+        var model = scorer.Model;
+        workers = workers > 0 ? workers : Math.Max(1, Environment.ProcessorCount);
+        var total = Stopwatch.StartNew();
+        var free = new BlockingCollection<Work>();
+        for (var i = 0; i < 2 * workers + 1; i++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize));
+        var toScore = new BlockingCollection<Work>(2 * workers + 1);
+        var done = new BlockingCollection<Work>();
+        using var cts = new CancellationTokenSource();
+        var ct = cts.Token;
+        var coverages = Enumerable.Range(0, workers).Select(_ => new FeatureCoverage(model.Features)).ToArray();
+        long readTicks = 0, scoreTicks = 0;
+
+        var reader = Task.Run(() =>
+        {
+            try
+            {
+                for (long seq = 0; ; seq++)
+                {
+                    var w = free.Take(ct);
+                    var t0 = Stopwatch.GetTimestamp();
+                    var more = source.ReadBatch(w.Batch);
+                    Interlocked.Add(ref readTicks, Stopwatch.GetTimestamp() - t0);
+                    if (!more) break;
+                    w.Seq = seq;
+                    toScore.Add(w, ct);
+                }
+            }
+            finally { toScore.CompleteAdding(); }
+        }, ct);
+        var scorers = Enumerable.Range(0, workers).Select(i => Task.Run(() =>
+        {
+            foreach (var w in toScore.GetConsumingEnumerable(ct))
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                scorer.ScoreBatch(w.Batch.Columns, w.Batch.Count, w.Scores, w.Missing, coverages[i]);
+                Interlocked.Add(ref scoreTicks, Stopwatch.GetTimestamp() - t0);
+                done.Add(w, ct);
+            }
+        }, ct)).ToArray();
+        var closer = Task.WhenAll(scorers.Append(reader)).ContinueWith(_ => done.CompleteAdding(), TaskScheduler.Default);
+
+        var pending = new Dictionary<long, Work>();
+        long next = 0, rows = 0;
+        var writeWatch = new Stopwatch();
+        try
+        {
+            foreach (var w in done.GetConsumingEnumerable(ct))
+            {
+                pending[w.Seq] = w;
+                while (pending.Remove(next, out var item))
+                {
+                    writeWatch.Start();
+                    sink(item.Batch, item.Scores, item.Missing);
+                    writeWatch.Stop();
+                    rows += item.Batch.Count;
+                    next++;
+                    free.Add(item);
+                    progress?.Invoke(rows);
+                }
+            }
+        }
+        catch
+        {
+            cts.Cancel();
+            try { closer.Wait(); } catch { /* the first error is the one to report */ }
+            throw;
+        }
+        closer.Wait();
+        // Surface a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException.
+        foreach (var t in scorers.Append(reader))
+            if (t.Exception?.InnerException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+        var coverage = new FeatureCoverage(model.Features);
+        foreach (var c in coverages) coverage.Add(c);
+        stats.Coverage = coverage;
+        stats.RowsScored += coverage.RowsScored;
+        stats.RowsRejected += coverage.RowsRejected;
+        stats.ReadSeconds += readTicks / (double)Stopwatch.Frequency;
+        stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency / workers;
+        stats.WriteSeconds += writeWatch.Elapsed.TotalSeconds;
+        stats.TotalSeconds += total.Elapsed.TotalSeconds;
+        return coverage;
+    }
+
+    /// <summary>Opens the plan's feature source: a CSV file, or the party's warehouse feature table.</summary>
+    public static IFeatureSource OpenSource(ScoringPlan plan, IWarehouse? warehouse) =>
+        plan.FeaturesIsFile
+            ? new CsvFeatureSource(plan.Features, plan.Model.Features, plan.IdColumn)
+            : new WarehouseFeatureSource(warehouse ?? throw new BadInputException("a feature table needs --warehouse"), plan.Features, plan.Model.Features, plan.Partition);
+
+    /// <summary>Scores a source into memory (used by 'predict local' and tests).</summary>
+    public static PartialScoreSet ScoreToMemory(ScoringModel model, IFeatureSource source, ScoringRunResult stats, int batchSize = 16_384)
+    {
+        var set = new PartialScoreSet(model.PartyId, model.OutputCount);
+        var scorer = new PartialScorer(model);
+        var buf = new double[model.OutputCount];
+        Run(scorer, source, (b, s, miss) =>
+        {
+            for (var r = 0; r < b.Count; r++)
+            {
+                if (miss[r] >= 0) { stats.Rejected.Add(new RejectedRow(b.SampleIds[r], model.Features[miss[r]])); continue; }
+                for (var c = 0; c < buf.Length; c++) buf[c] = s[c][r];
+                set.Add(b.SampleIds[r], buf);
+            }
+        }, stats, batchSize);
+        return set;
+    }
+
+    /// <summary>
+    /// Runs the plan: partial scores to files in <paramref name="outDir"/> (data + manifest), or, when outDir is null,
+    /// into the warehouse's fed_partial_scores[_hourly] partition (replaced in one transaction).
+    /// </summary>
+    public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null)
+    {
+        var m = plan.Model;
+        var stats = new ScoringRunResult { Engine = "local" };
+        using var source = OpenSource(plan, warehouse);
+        var scorer = new PartialScorer(m);
+        var lastReport = Stopwatch.StartNew();
+        void Progress(long rows)
+        {
+            if (progress is null || lastReport.ElapsedMilliseconds < 2000) return;
+            lastReport.Restart();
+            progress($"  {rows:N0} rows scored");
+        }
+        void Rejected(FeatureBatch b, int[] miss, int r)
+        {
+            if (stats.Rejected.Count < ScoringRunResult.MaxListed) stats.Rejected.Add(new RejectedRow(b.SampleIds[r], m.Features[miss[r]]));
+        }
+
+        if (outDir != null)
+        {
+            using var writer = new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount);
+            var coverage = Run(scorer, source, (b, s, miss) =>
+            {
+                for (var r = 0; r < b.Count; r++)
+                    if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
+            }, stats, progress: Progress);
+            if (source is WarehouseFeatureSource ws) stats.RowsUnchanged = ws.Unchanged;
+            var manifest = writer.Complete(new PartialScoreManifest
+            {
+                ModelId = m.ModelId, Version = m.Version, Party = m.PartyId, Dt = plan.Partition.Dt, Hour = plan.Partition.HourText,
+                Outputs = m.OutputCount, RowCount = 0, Sha256 = "", DataFile = "", ModelChecksum = m.Checksum,
+                Coverage = coverage.ToReport(), Rejected = stats.Rejected,
+            });
+            stats.Output = Path.Combine(outDir, PartialScoreFiles.BaseName(m.ModelId, m.Version, m.PartyId, plan.Partition) + PartialScoreManifest.Suffix);
+            return stats;
+        }
+
+        var w = warehouse ?? throw new BadInputException("give --out DIR or a --warehouse to write partial scores to");
+        if (!w.Dialect.SupportsTransactions)
+            throw new BadInputException($"the local engine cannot write into a {w.Dialect.Name} warehouse; use --out DIR, or --engine spark-sql");
+        var table = Schema.PartialScores(plan.Partition.Hourly);
+        w.Execute(w.Dialect.CreateTable(table));
+        var (deleteSql, deleteArgs) = PartialScoresTable.DeletePartition(w.Dialect, plan);
+        var insert = PartialScoresTable.InsertRow(w.Dialect, plan.Partition.Hourly);
+        using (var tx = w.BeginTransaction())
+        {
+            w.Execute(deleteSql, deleteArgs);
+            var args = new object?[plan.Partition.Hourly ? 8 : 7];
+            args[0] = m.ModelId; args[1] = m.Version; args[2] = m.PartyId; args[6] = plan.Partition.Dt;
+            if (plan.Partition.Hourly) args[7] = plan.Partition.HourText;
+            Run(scorer, source, (b, s, miss) =>
+            {
+                for (var r = 0; r < b.Count; r++)
+                {
+                    if (miss[r] >= 0) { Rejected(b, miss, r); continue; }
+                    args[3] = b.SampleIds[r];
+                    for (var c = 0; c < m.OutputCount; c++) { args[4] = c; args[5] = s[c][r]; w.Execute(insert, args); }
+                }
+            }, stats, progress: Progress);
+            tx.Commit();
+        }
+        if (source is WarehouseFeatureSource ws2) stats.RowsUnchanged = ws2.Unchanged;
+        stats.Output = $"{w.Description} {table.Name} {plan.Partition}";
+        return stats;
+    }
+}
+
+/// <summary>Statements on fed_partial_scores[_hourly] shared by the engines and the combine job.</summary>
+public static class PartialScoresTable
+{
+    public static (string Sql, object?[] Args) DeletePartition(SqlDialect d, ScoringPlan plan)
+    {
+        var t = Schema.PartialScores(plan.Partition.Hourly).Name;
+        return plan.Partition.Hourly
+            ? ($"DELETE FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND party = ? AND dt = ? AND hour = ?",
+                [plan.Model.ModelId, plan.Model.Version, plan.PartyId, plan.Partition.Dt, plan.Partition.HourText])
+            : ($"DELETE FROM {d.Id(t)} WHERE model_id = ? AND version = ? AND party = ? AND dt = ?",
+                [plan.Model.ModelId, plan.Model.Version, plan.PartyId, plan.Partition.Dt]);
+    }
+
+    public static string InsertRow(SqlDialect d, bool hourly) =>
+        $"INSERT INTO {d.Id(Schema.PartialScores(hourly).Name)} (model_id, version, party, sample_id, class_index, partial_score, dt{(hourly ? ", hour" : "")}) " +
+        $"VALUES (?, ?, ?, ?, ?, ?, ?{(hourly ? ", ?" : "")})";
+}

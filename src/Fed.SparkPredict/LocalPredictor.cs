@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text;
+using Fed.Core;
+using Fed.Core.Data;
+using Fed.Core.Model;
+using Fed.Core.Scoring;
+
+namespace Fed.SparkPredict;
+
+/// <summary>
+/// 'fed predict local': the reference every other path is compared with. Reads every *.json partial-model file in a
+/// directory, scores each party's CSV with the one scorer, intersects ids, combines with the one combiner and writes
+/// <c>id,prediction</c> (logistic/linear) or <c>id,predicted_class,p_&lt;class&gt;...</c> (softmax). Samples missing or
+/// rejected at some party are listed in the report, never scored.
+/// </summary>
+public static class LocalPredictor
+{
+    public sealed record Result(CombinedPredictions Predictions, string OutPath, string ReportPath, Dictionary<string, ScoringRunResult> Runs);
+
+    public static Dictionary<string, PartialModel> ReadModels(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new BadInputException($"--models {dir}: no such directory");
+        var models = Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(ModelFile.Read).ToList();
+        if (models.Count == 0) throw new BadInputException($"--models {dir}: no *.json partial-model files");
+        var keys = models.Select(m => $"{m.ModelId} v{m.Version}").Distinct().ToList();
+        if (keys.Count > 1) throw new BadInputException($"--models {dir} holds several models ({string.Join(", ", keys)}); give a directory with one model version's partial-model files");
+        var byParty = new Dictionary<string, PartialModel>(StringComparer.Ordinal);
+        foreach (var m in models)
+        {
+            if (!byParty.TryAdd(m.PartyId, m)) throw new BadInputException($"--models {dir}: two files for party '{m.PartyId}'");
+            if (!m.Parties.SequenceEqual(models[0].Parties) || m.Kind != models[0].Kind || !m.Classes.SequenceEqual(models[0].Classes))
+                throw new BadInputException($"--models {dir}: party '{m.PartyId}' disagrees with '{models[0].PartyId}' on the parties, kind or classes");
+        }
+        var absent = models[0].Parties.Where(p => !byParty.ContainsKey(p)).ToArray();
+        if (absent.Length > 0) throw new IncompletePartiesException(models[0].ModelId, models[0].Version, absent);
+        return byParty;
+    }
+
+    public static Result Run(string modelsDir, IReadOnlyList<(string Party, string Path)> inputs, string outPath, string idColumn = "id", string? reportPath = null)
+    {
+        var models = ReadModels(modelsDir);
+        var any = models.Values.First();
+        var sig = new ModelSignature(any.ModelId, any.Version, any.Kind, any.Classes, any.Parties);
+        foreach (var (party, _) in inputs)
+            if (!models.ContainsKey(party)) throw new BadInputException($"--party {party}: model '{sig.ModelId}' has no party '{party}' (parties: {string.Join(", ", sig.Parties)})");
+        var missingInputs = sig.Parties.Where(p => inputs.All(i => i.Party != p)).ToArray();
+        if (missingInputs.Length > 0) throw new IncompletePartiesException(sig.ModelId, sig.Version, missingInputs);
+        if (inputs.Select(i => i.Party).Distinct().Count() != inputs.Count) throw new BadInputException("--party given twice for the same party");
+
+        var runs = new Dictionary<string, ScoringRunResult>();
+        var sets = new List<PartialScoreSet>();
+        foreach (var (party, path) in inputs)
+        {
+            var model = ScoringModel.From(models[party]);
+            var stats = new ScoringRunResult { Engine = "local" };
+            using var source = new CsvFeatureSource(path, model.Features, idColumn);
+            sets.Add(LocalEngine.ScoreToMemory(model, source, stats));
+            runs[party] = stats;
+        }
+        var pred = CombineCore.Combine(sig, sets);
+        WriteCsv(pred, outPath);
+        var report = new Dictionary<string, object?>
+        {
+            ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["predictions"] = pred.Count, ["out"] = Path.GetFullPath(outPath),
+            ["rows_by_party"] = pred.RowsByParty,
+            ["parties"] = runs.ToDictionary(kv => kv.Key, kv => kv.Value.ToReport()),
+            ["missing_count"] = pred.Missing.Count,
+            ["missing"] = pred.Missing.Select(m => new { sample_id = m.SampleId, missing_parties = m.MissingParties }).ToList(),
+        };
+        var rp = reportPath ?? outPath + ".report.json";
+        CombineJob.WriteJson(rp, report);
+        return new Result(pred, Path.GetFullPath(outPath), Path.GetFullPath(rp), runs);
+    }
+
+    public static void WriteCsv(CombinedPredictions p, string path)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var tmp = full + ".tmp";
+        using (var w = new StreamWriter(tmp, false, new UTF8Encoding(false), 1 << 16))
+        {
+            var softmax = p.Model.Kind == ModelKind.Softmax;
+            w.Write(softmax ? "id,predicted_class" + string.Concat(p.Model.Classes.Select(c => ",p_" + c)) : "id,prediction");
+            w.Write('\n');
+            for (var r = 0; r < p.Count; r++)
+            {
+                w.Write(Quote(p.Ids[r]));
+                if (softmax)
+                {
+                    w.Write(',');
+                    w.Write(Quote(p.ClassLabel(r)!));
+                    for (var c = 0; c < p.Probabilities!.Length; c++) { w.Write(','); w.Write(p.Probabilities[c][r].ToString("R", CultureInfo.InvariantCulture)); }
+                }
+                else { w.Write(','); w.Write(p.Values[r].ToString("R", CultureInfo.InvariantCulture)); }
+                w.Write('\n');
+            }
+        }
+        File.Move(tmp, full, overwrite: true);
+    }
+
+    static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+}

@@ -1,0 +1,218 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Fed.Core;
+using Fed.Core.Scoring;
+
+namespace Fed.SparkPredict;
+
+/// <summary>One party's partial scores for one partition, in memory, columnar: Scores[c][i] belongs to Ids[i].</summary>
+public sealed class PartialScoreSet(string party, int outputs)
+{
+    public string Party { get; } = party;
+    public int Outputs { get; } = outputs;
+    public List<string> Ids { get; } = [];
+    public List<double>[] Scores { get; } = Enumerable.Range(0, outputs).Select(_ => new List<double>()).ToArray();
+    public int Count => Ids.Count;
+
+    public void Add(string id, ReadOnlySpan<double> scores)
+    {
+        Ids.Add(id);
+        for (var c = 0; c < Outputs; c++) Scores[c].Add(scores[c]);
+    }
+}
+
+/// <summary>A sample that was not scored: the feature that rejected it (reject policy).</summary>
+public sealed record RejectedRow([property: JsonPropertyName("sample_id")] string SampleId, [property: JsonPropertyName("feature")] string Feature);
+
+/// <summary>The manifest that travels with a party's partial-score file (one JSON next to the data file).</summary>
+public sealed record PartialScoreManifest
+{
+    [JsonPropertyName("model_id")] public required string ModelId { get; init; }
+    [JsonPropertyName("version")] public required int Version { get; init; }
+    [JsonPropertyName("party")] public required string Party { get; init; }
+    [JsonPropertyName("dt")] public required string Dt { get; init; }
+    [JsonPropertyName("hour")] public string? Hour { get; init; }
+    [JsonPropertyName("outputs")] public required int Outputs { get; init; }
+    [JsonPropertyName("row_count")] public required long RowCount { get; init; }
+    /// <summary>Hex SHA-256 of the data file's bytes.</summary>
+    [JsonPropertyName("sha256")] public required string Sha256 { get; init; }
+    /// <summary>Data file name, relative to the manifest's directory (.csv or .jsonl).</summary>
+    [JsonPropertyName("data_file")] public required string DataFile { get; init; }
+    [JsonPropertyName("model_checksum")] public string? ModelChecksum { get; init; }
+    [JsonPropertyName("coverage")] public Dictionary<string, object>? Coverage { get; init; }
+    [JsonPropertyName("rejected")] public List<RejectedRow>? Rejected { get; init; }
+    [JsonPropertyName("written_at")] public string? WrittenAt { get; init; }
+
+    public const string Suffix = ".manifest.json";
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+}
+
+/// <summary>
+/// Partial-score files: <c>{model}_v{version}_{party}_{dt}[_hHH].csv</c> (header <c>sample_id,partial_score[_c]...</c>,
+/// doubles in round-trip form) plus <c>....manifest.json</c>. Written temp-then-rename, the manifest last, so a manifest
+/// always describes a complete data file. Reading checks the checksum, the row count and duplicate ids.
+/// </summary>
+public static class PartialScoreFiles
+{
+    public static string BaseName(string modelId, int version, string party, Partition p) => $"{modelId}_v{version}_{party}_{p.FileTag}";
+
+    /// <summary>Streaming writer for the data file; <see cref="Complete"/> renames it and writes the manifest.</summary>
+    public sealed class Writer : IDisposable
+    {
+        readonly string _dir, _base, _tmp;
+        readonly StreamWriter _w;
+        readonly int _outputs;
+        long _rows;
+        bool _done;
+
+        public Writer(string dir, string modelId, int version, string party, Partition p, int outputs)
+        {
+            Directory.CreateDirectory(dir);
+            _dir = dir;
+            _base = BaseName(modelId, version, party, p);
+            _tmp = Path.Combine(dir, $".{_base}.csv.tmp-{Environment.ProcessId}");
+            _outputs = outputs;
+            _w = new StreamWriter(_tmp, false, new UTF8Encoding(false), 1 << 16);
+            _w.Write("sample_id");
+            for (var c = 0; c < outputs; c++) _w.Write(outputs == 1 ? ",partial_score" : $",partial_score_{c}");
+            _w.Write('\n');
+        }
+
+        public long Rows => _rows;
+
+        public void Write(string id, double[][] scores, int r)
+        {
+            if (id.Contains(',') || id.Contains('"') || id.Contains('\n')) { _w.Write('"'); _w.Write(id.Replace("\"", "\"\"")); _w.Write('"'); }
+            else _w.Write(id);
+            Span<char> buf = stackalloc char[32];
+            for (var c = 0; c < _outputs; c++)
+            {
+                _w.Write(',');
+                scores[c][r].TryFormat(buf, out var n, "R", CultureInfo.InvariantCulture);
+                _w.Write(buf[..n]);
+            }
+            _w.Write('\n');
+            _rows++;
+        }
+
+        public PartialScoreManifest Complete(PartialScoreManifest template)
+        {
+            _w.Dispose();
+            var data = Path.Combine(_dir, _base + ".csv");
+            var manifest = template with { RowCount = _rows, Sha256 = Sha256Of(_tmp), DataFile = _base + ".csv", Outputs = _outputs, WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") };
+            File.Move(_tmp, data, overwrite: true);
+            var mpath = Path.Combine(_dir, _base + PartialScoreManifest.Suffix);
+            File.WriteAllText(mpath + ".tmp", JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
+            File.Move(mpath + ".tmp", mpath, overwrite: true);
+            _done = true;
+            return manifest;
+        }
+
+        public void Dispose()
+        {
+            _w.Dispose();
+            if (!_done && File.Exists(_tmp)) File.Delete(_tmp);
+        }
+    }
+
+    public static string Sha256Of(string path)
+    {
+        using var s = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(s));
+    }
+
+    public static PartialScoreManifest ReadManifest(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<PartialScoreManifest>(File.ReadAllText(path), PartialScoreManifest.Json)
+                   ?? throw new JsonException("empty document");
+        }
+        catch (JsonException e) { throw new BadInputException($"{path}: not a partial-score manifest: {e.Message}", e); }
+    }
+
+    /// <summary>Finds the manifests in <paramref name="dir"/> for this model version and partition (hour: exactly that hour).</summary>
+    public static List<(string Path, PartialScoreManifest Manifest)> Find(string dir, string modelId, int version, Partition p)
+    {
+        if (!Directory.Exists(dir)) throw new BadInputException($"--input {dir}: no such directory");
+        var list = new List<(string, PartialScoreManifest)>();
+        foreach (var path in Directory.EnumerateFiles(dir, "*" + PartialScoreManifest.Suffix).Order(StringComparer.Ordinal))
+        {
+            var m = ReadManifest(path);
+            if (m.ModelId == modelId && m.Version == version && m.Dt == p.Dt && m.Hour == p.HourText) list.Add((path, m));
+        }
+        return list;
+    }
+
+    /// <summary>Reads and verifies a data file against its manifest: checksum, row count, duplicate ids, finite scores.</summary>
+    public static PartialScoreSet Read(string manifestPath, PartialScoreManifest m)
+    {
+        var dataPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(manifestPath))!, m.DataFile);
+        if (m.DataFile.Contains('/') || m.DataFile.Contains('\\') || !File.Exists(dataPath))
+            throw new BadInputException($"{manifestPath}: data file '{m.DataFile}' is missing next to the manifest");
+        var sha = Sha256Of(dataPath);
+        if (!string.Equals(sha, m.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new BadInputException($"{dataPath}: checksum mismatch: manifest says sha256 {m.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
+        if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
+        var set = new PartialScoreSet(m.Party, m.Outputs);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var scores = new double[m.Outputs];
+        var jsonl = dataPath.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase);
+        using var r = new StreamReader(dataPath, Encoding.UTF8, true, 1 << 16);
+        long line = 0;
+        if (!jsonl) { r.ReadLine(); line++; }
+        while (r.ReadLine() is { } text)
+        {
+            line++;
+            if (text.Length == 0) continue;
+            string id;
+            if (jsonl)
+            {
+                using var doc = JsonDocument.Parse(text);
+                id = doc.RootElement.GetProperty("sample_id").GetString() ?? "";
+                var arr = doc.RootElement.GetProperty("scores");
+                if (arr.GetArrayLength() != m.Outputs) throw new BadInputException($"{dataPath}: line {line}: expected {m.Outputs} score(s)");
+                var i = 0;
+                foreach (var e in arr.EnumerateArray()) scores[i++] = e.GetDouble();
+            }
+            else
+            {
+                var cells = SplitCsv(text);
+                if (cells.Count != m.Outputs + 1) throw new BadInputException($"{dataPath}: line {line}: {cells.Count} fields, expected {m.Outputs + 1}");
+                id = cells[0];
+                for (var c = 0; c < m.Outputs; c++)
+                    if (!double.TryParse(cells[c + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out scores[c]))
+                        throw new BadInputException($"{dataPath}: line {line}: '{cells[c + 1]}' is not a number");
+            }
+            foreach (var s in scores)
+                if (!double.IsFinite(s)) throw new BadInputException($"{dataPath}: line {line}: non-finite partial score for sample '{id}'");
+            if (id.Length == 0) throw new BadInputException($"{dataPath}: line {line}: empty sample id");
+            if (!seen.Add(id)) throw new BadInputException($"{dataPath}: duplicate sample id '{id}' (line {line}); a party sends one partial score per sample");
+            set.Add(id, scores);
+        }
+        if (set.Count != m.RowCount)
+            throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
+        return set;
+    }
+
+    static List<string> SplitCsv(string line)
+    {
+        if (line.IndexOf('"') < 0) return [.. line.Split(',')];
+        var cells = new List<string>();
+        var sb = new StringBuilder();
+        var q = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var ch = line[i];
+            if (q) { if (ch == '"' && i + 1 < line.Length && line[i + 1] == '"') { sb.Append('"'); i++; } else if (ch == '"') q = false; else sb.Append(ch); }
+            else if (ch == '"') q = true;
+            else if (ch == ',') { cells.Add(sb.ToString()); sb.Clear(); }
+            else sb.Append(ch);
+        }
+        cells.Add(sb.ToString());
+        return cells;
+    }
+}
