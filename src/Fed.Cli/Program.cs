@@ -7,6 +7,7 @@ IReadOnlyList<CliCommand> commands =
     .. ModelCommands.All,
     .. ConvertCommands.All,
     .. ServeCommands.All,
+    .. StreamCommands.All,
     .. PredictCommands.All,
 ];
 return CliApp.Run(args, commands);

@@ -40,8 +40,13 @@ public sealed record PredictionRecord
     [JsonPropertyName("hour")] public string? Hour { get; init; }
     /// <summary>Which path wrote it: batch, streaming, online.</summary>
     [JsonPropertyName("source")] public string Source { get; init; } = "batch";
-    /// <summary>UTC, ISO 8601.</summary>
+    /// <summary>UTC, ISO 8601. The streaming path writes the request's event time here (not the clock), so that a
+    /// replayed request writes the same bytes (idempotent writes).</summary>
     [JsonPropertyName("written_at")] public required string WrittenAt { get; init; }
+    /// <summary>Streaming only: the request (event) id the prediction answers; null (absent) elsewhere.</summary>
+    [JsonPropertyName("event_id")] public string? EventId { get; init; }
+    /// <summary>Streaming only: the parties whose partial scores were combined, in model order; null (absent) elsewhere.</summary>
+    [JsonPropertyName("parties")] public string[]? Parties { get; init; }
 
     static readonly JsonSerializerOptions Options = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
