@@ -5,5 +5,6 @@ using Fed.Cli.Commands;
 IReadOnlyList<CliCommand> commands =
 [
     .. ModelCommands.All,
+    .. TrainCommands.All,
 ];
 return CliApp.Run(args, commands);

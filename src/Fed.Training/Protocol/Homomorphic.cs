@@ -86,11 +86,12 @@ public static class Homomorphic
     public static BigInteger[] Masks(PaillierPublicKey key, int count) =>
         Enumerable.Range(0, count).Select(_ => BigMath.RandomBelow(key.N)).ToArray();
 
-    /// <summary>E(m_i + r_i mod n): the holder of the private key sees only m_i + r_i, uniform in Z_n.</summary>
+    /// <summary>E(m_i + r_i mod n), re-randomized: the holder of the private key sees only m_i + r_i, uniform in Z_n,
+    /// and the ciphertext cannot be linked to the ones it was computed from (a product of zero terms would be 1).</summary>
     public static PaillierCiphertext[] Mask(PaillierPublicKey key, PaillierCiphertext[] cts, BigInteger[] masks)
     {
         var r = new PaillierCiphertext[cts.Length];
-        Parallel.For(0, cts.Length, i => r[i] = key.AddPlain(cts[i], masks[i]));
+        Parallel.For(0, cts.Length, i => r[i] = key.AddPlain(key.Rerandomize(cts[i]), masks[i]));
         return r;
     }
 

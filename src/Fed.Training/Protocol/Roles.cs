@@ -295,7 +295,7 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, Mod
                 {
                     var prev = (await Net.ReceiveAsync(guest, tag + "zprev", ct)).Ciphertexts("z", key, K * m, "previous hosts' forward");
                     var scal = z.Select(v => Homomorphic.Scalar(2 * q * v / n, F)).ToArray();
-                    await Net.SendAsync(guest, tag + "cross", new Message().Ciphertexts("cross", key, [Homomorphic.WeightedSum(key, prev, scal)]), ct);
+                    await Net.SendAsync(guest, tag + "cross", new Message().Ciphertexts("cross", key, [key.Rerandomize(Homomorphic.WeightedSum(key, prev, scal))]), ct);
                 }
                 Time("forward", t1);
                 var res = (await Net.ReceiveAsync(guest, tag + "res", ct)).Ciphertexts("d", key, K * m, "residual");
