@@ -36,6 +36,17 @@ public sealed class BenchContext
 {
     public required string ResultsDirectory { get; init; }
     public required string WorkDirectory { get; init; }
+    /// <summary>The public data sets: FED_SHARED_DATA, else ../shared/data beside the repository.</summary>
+    public string SharedData { get; } = Environment.GetEnvironmentVariable("FED_SHARED_DATA") is { Length: > 0 } d ? d
+        : Path.GetFullPath(Path.Combine(FindRepoRoot(), "..", "shared", "data"));
+
+    public static string FindRepoRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir != null && !File.Exists(Path.Combine(dir, "Fed.sln"))) dir = Path.GetDirectoryName(dir);
+        return dir ?? Directory.GetCurrentDirectory();
+    }
+
     /// <summary>--quick: smaller sizes, for a smoke run in tests.</summary>
     public bool Quick { get; init; }
     public Action<string> Log { get; init; } = Console.Error.WriteLine;

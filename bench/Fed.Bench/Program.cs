@@ -3,7 +3,7 @@ using Fed.Bench;
 
 // fed-bench all | NAME... [--quick] [--results DIR]
 var quick = args.Contains("--quick");
-var results = Path.GetFullPath(ArgValue("--results") ?? Path.Combine(FindRepoRoot(), "bench", "results"));
+var results = Path.GetFullPath(ArgValue("--results") ?? Path.Combine(BenchContext.FindRepoRoot(), "bench", "results"));
 var names = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || args[i - 1] != "--results")).ToList();
 var all = typeof(IBenchmark).Assembly.GetTypes()
     .Where(t => typeof(IBenchmark).IsAssignableFrom(t) && !t.IsAbstract && !t.IsInterface)
@@ -37,9 +37,3 @@ return 0;
 
 string? ArgValue(string name) { var i = Array.IndexOf(args, name); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
 
-static string FindRepoRoot()
-{
-    var dir = AppContext.BaseDirectory;
-    while (dir != null && !File.Exists(Path.Combine(dir, "Fed.sln"))) dir = Path.GetDirectoryName(dir);
-    return dir ?? Directory.GetCurrentDirectory();
-}

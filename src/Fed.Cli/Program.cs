@@ -9,5 +9,6 @@ IReadOnlyList<CliCommand> commands =
     .. ServeCommands.All,
     .. StreamCommands.All,
     .. PredictCommands.All,
+    .. TrainCommands.All,
 ];
 return CliApp.Run(args, commands);

@@ -19,7 +19,8 @@ namespace Fed.Serving.Tests;
 public sealed class ServingWorld : IAsyncDisposable
 {
     public const string Dt = "2026-11-21";
-    public static readonly string DataDir = Environment.GetEnvironmentVariable("FED_TEST_DATA") is { Length: > 0 } d ? d : FindData();
+    public static readonly string DataDir = Environment.GetEnvironmentVariable("FED_SHARED_DATA") is { Length: > 0 } d
+        ? Path.Combine(d, "breast_cancer") : FindData();
 
     /// <summary>../shared/data/breast_cancer beside the repository (the layout CI and developers share).</summary>
     static string FindData()

@@ -10,8 +10,7 @@ namespace Fed.SparkPredict.Tests;
 /// <summary>A real data set from ../shared/data with deterministic partial models (seeded weights, no training).</summary>
 public sealed class Scenario : IDisposable
 {
-    public static readonly string DataRoot = Environment.GetEnvironmentVariable("FED_DATA")
-        ?? Path.GetFullPath(Path.Combine(Fed.TestSupport.TestEnvironment.RepoRoot, "..", "shared", "data"));
+    public static readonly string DataRoot = Fed.TestSupport.TestEnvironment.SharedData;
 
     public string Dir { get; } = Path.Combine(Path.GetTempPath(), "fed-batch-tests-" + Guid.NewGuid().ToString("N")[..8]);
     public string ModelsDir => Path.Combine(Dir, "models");

@@ -17,6 +17,10 @@ public static class TestEnvironment
         return dir ?? throw new InvalidOperationException("repository root (Fed.sln) not found above " + AppContext.BaseDirectory);
     }
 
+    /// <summary>The public data sets: FED_SHARED_DATA, else ../shared/data beside the repository (as CI lays it out).</summary>
+    public static string SharedData { get; } = Environment.GetEnvironmentVariable("FED_SHARED_DATA") is { Length: > 0 } d
+        ? d : Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "data"));
+
     /// <summary>A server's address from the environment. Missing means the test FAILS: a skipped test proves nothing.</summary>
     public static string Require(string variable)
     {

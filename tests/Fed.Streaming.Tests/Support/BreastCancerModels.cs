@@ -14,7 +14,7 @@ namespace Fed.Streaming.Tests;
 public sealed class BreastCancerModels
 {
     public required string ModelId { get; init; }
-    public static readonly string DataDir = Environment.GetEnvironmentVariable("FED_DATA_DIR") is { Length: > 0 } d
+    public static readonly string DataDir = Environment.GetEnvironmentVariable("FED_SHARED_DATA") is { Length: > 0 } d
         ? Path.Combine(d, "breast_cancer") : FindData();
 
     /// <summary>../shared/data/breast_cancer beside the repository (the layout CI and developers share).</summary>

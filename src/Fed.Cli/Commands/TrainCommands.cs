@@ -1,0 +1,83 @@
+using System.Security.Cryptography.X509Certificates;
+using Fed.Core;
+using Fed.Core.Model;
+using Fed.Training.Protocol;
+using Fed.Training.Train;
+using Fed.Training.Transport;
+
+namespace Fed.Cli.Commands;
+
+/// <summary>fed train ...: vertical federated training (see docs/training.md).</summary>
+public static class TrainCommands
+{
+    public static IReadOnlyList<CliCommand> All =>
+    [
+        new("train local", "Train a vertical federated model with every party on this machine (real HTTP/2 + TLS between them)",
+            [
+                new CliOption("kind", "logistic | linear | softmax", Required: true),
+                new CliOption("id-column", "id column name in every file", Default: "id"),
+                new CliOption("label-column", "label column (only in the guest's file)", Default: "y"),
+                new CliOption("party", "NAME=PATH of a party's CSV; the file with the label column is the guest", Required: true, Multiple: true),
+                new CliOption("out", "directory for the model files and the report", Required: true),
+                new CliOption("max-iter", "maximum epochs", Default: "30"),
+                new CliOption("learning-rate", "gradient-descent step", Default: "0.3"),
+                new CliOption("l2", "L2 penalty alpha", Default: "0.01"),
+                new CliOption("batch-size", "rows per mini-batch, 0 = full batch", Default: "0"),
+                new CliOption("key-bits", "Paillier key size: 1024 | 2048", Default: "2048"),
+                new CliOption("psi", "id alignment: rsa | ecdh", Default: "ecdh"),
+                new CliOption("seed", "mini-batch order seed", Default: "42"),
+                new CliOption("tolerance", "stop when the loss changes less than this", Default: "1e-6"),
+                new CliOption("loss-threshold", "stop when the loss falls below this"),
+                new CliOption("test-buckets", "hold out ids with crc32(id) % 10 < K (0 = train on all)", Default: "3"),
+                new CliOption("model-id", "model id written into the files", Default: "fed-model"),
+                new CliOption("model-version", "model version written into the files", Default: "1"),
+            ],
+            (a, o) =>
+            {
+                var options = Options(a);
+                var parties = a.Pairs("party").Select(p => new LocalParty(p.Key, p.Value)).ToList();
+                var r = LocalTraining.RunAsync(parties, a.Get("id-column"), a.Get("label-column"), options, a.Get("psi"), a.Get("out"),
+                    o.Progress).GetAwaiter().GetResult();
+                o.Say($"trained {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason}), intersection {r.Guest.Intersection}");
+                foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
+                o.Say($"  report: {r.ReportPath}");
+                if (!o.Json) o.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(r.Summary));
+                o.Result(r.Summary);
+                return 0;
+            }),
+        new("train party", "Run one party (guest, host or arbiter) of a federated training as its own process",
+            [new CliOption("config", "party.json (see docs/training.md)", Required: true)],
+            (a, o) =>
+            {
+                var c = PartyConfig.Load(a.Get("config"));
+                var r = PartyRunner.RunAsync(c, o.Progress).GetAwaiter().GetResult();
+                o.Say($"{c.Party}: training finished ({r.StopReason}){(r.Model is null ? "" : $", model written to {Path.Combine(c.Out!, c.Party + ".model.json")}")}");
+                o.Result(new { ok = true, party = c.Party, role = c.Role, stop_reason = r.StopReason, losses = r.Losses });
+                return 0;
+            }),
+        new("train cert", "Create a party's self-signed TLS certificate (PKCS#12) and print its SHA-256 pin for the peers' configs",
+            [new CliOption("party", "party name", Required: true), new CliOption("out", "PKCS#12 file to write", Required: true)],
+            (a, o) =>
+            {
+                using var cert = PartyCertificates.Create(Identifiers.PartyId(a.Get("party")));
+                File.WriteAllBytes(a.Get("out"), cert.Export(X509ContentType.Pkcs12));
+                var pin = PartyCertificates.Pin(cert);
+                o.Say(pin);
+                o.Result(new { ok = true, party = a.Get("party"), certificate = a.Get("out"), cert_sha256 = pin });
+                return 0;
+            }),
+    ];
+
+    static TrainOptions Options(CliArgs a)
+    {
+        if (!PartialModel.TryParseKind(a.Get("kind"), out var kind))
+            throw new BadInputException($"--kind must be logistic, linear or softmax, got '{a.Get("kind")}'");
+        return new TrainOptions
+        {
+            Kind = kind, MaxIter = a.Int("max-iter", 30), LearningRate = a.Double("learning-rate", 0.3), L2 = a.Double("l2", 0.01),
+            BatchSize = a.Int("batch-size", 0), KeyBits = a.Int("key-bits", 2048), Seed = a.Int("seed", 42),
+            Tolerance = a.Double("tolerance", 1e-6), LossThreshold = a.Opt("loss-threshold") is null ? null : a.Double("loss-threshold", 0),
+            TestBuckets = a.Int("test-buckets", 3), ModelId = a.Get("model-id"), Version = a.Int("model-version", 1),
+        };
+    }
+}

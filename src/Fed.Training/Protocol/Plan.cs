@@ -1,0 +1,47 @@
+using Fed.Core.Model;
+using Fed.Training.Train;
+
+namespace Fed.Training.Protocol;
+
+/// <summary>Guest -> hosts, first message: which PSI and which model kind (a host refuses a kind it was not configured for).</summary>
+public sealed record Hello(string Psi, string Kind, string Guest, string[] Hosts, string Arbiter);
+
+/// <summary>Guest -> hosts and arbiter after alignment: everything a party needs to follow the training (control values only).</summary>
+public sealed record Plan(
+    string Kind, string[] Classes, int Outputs, int Aligned, int TrainRows, int TestBuckets,
+    int MaxIter, double LearningRate, double L2, int BatchSize, double Tolerance, double? LossThreshold,
+    int Seed, int KeyBits, int FeatureBits, string ModelId, int Version, string[] Parties)
+{
+    public static Plan From(TrainOptions o, string[] classes, int outputs, int aligned, int train, string[] parties) =>
+        new(PartialModel.KindName(o.Kind), classes, outputs, aligned, train, o.TestBuckets, o.MaxIter, o.LearningRate, o.L2,
+            o.BatchSize, o.Tolerance, o.LossThreshold, o.Seed, o.KeyBits, o.FeatureBits, o.ModelId, o.Version, parties);
+
+    public TrainOptions ToOptions()
+    {
+        PartialModel.TryParseKind(Kind, out var kind);
+        return new TrainOptions
+        {
+            Kind = kind, MaxIter = MaxIter, LearningRate = LearningRate, L2 = L2, BatchSize = BatchSize, Tolerance = Tolerance,
+            LossThreshold = LossThreshold, Seed = Seed, KeyBits = KeyBits, FeatureBits = FeatureBits, TestBuckets = TestBuckets,
+            ModelId = ModelId, Version = Version,
+        };
+    }
+}
+
+/// <summary>Arbiter -> parties after each epoch. The aggregate loss goes to the guest only (for its report).</summary>
+public sealed record Decision(int Epoch, bool Stop, string? Reason, double? Loss);
+
+/// <summary>What one party ends with.</summary>
+public sealed class PartyOutcome
+{
+    public required string Party { get; init; }
+    public PartialModel? Model { get; init; }
+    public List<double> Losses { get; init; } = [];
+    public int Intersection { get; init; }
+    public int TrainRows { get; init; }
+    public int TestRows { get; init; }
+    public string StopReason { get; init; } = "";
+    public Dictionary<string, double> Seconds { get; init; } = new();
+    /// <summary>Standardized weights (what the protocol trained), for comparisons with the plain trainer.</summary>
+    public Train.PartyWeights? Weights { get; init; }
+}

@@ -1,0 +1,403 @@
+using System.Diagnostics;
+using System.Numerics;
+using Fed.Core;
+using Fed.Core.Model;
+using Fed.Training.Crypto;
+using Fed.Training.Data;
+using Fed.Training.Psi;
+using Fed.Training.Train;
+
+namespace Fed.Training.Protocol;
+
+/// <summary>Common state of a data party (guest or host) after alignment.</summary>
+public abstract class DataParty
+{
+    protected const int F = 53; // fraction bits of encrypted values (FixedPointCodec default)
+    protected readonly IMessenger Net;
+    protected readonly Action<string> Log;
+    protected readonly Stopwatch Clock = Stopwatch.StartNew();
+    protected readonly Dictionary<string, double> Seconds = new();
+
+    protected DataParty(IMessenger net, Action<string>? log) { Net = net; Log = log ?? (_ => { }); }
+
+    protected void Time(string what, double since) => Seconds[what] = Seconds.GetValueOrDefault(what) + Clock.Elapsed.TotalSeconds - since;
+    protected double Now => Clock.Elapsed.TotalSeconds;
+
+    protected static PaillierPublicKey ReadKey(Message m)
+    {
+        try { return PaillierPublicKey.FromBytes(m.Get("pk.paillier", "public key")); }
+        catch (ArgumentException e) { throw new FedFailureException($"protocol error: the arbiter's public key is invalid: {e.Message}", e); }
+    }
+
+    protected static PartialModel BuildModel(Plan plan, string party, PartyRole role, string[] features, Standardizer std,
+        double[][] w, double[] intercepts, IReadOnlyDictionary<string, string> meta)
+    {
+        PartialModel.TryParseKind(plan.Kind, out var kind);
+        var training = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["algorithm"] = "vertical-hetero-" + plan.Kind + (kind == ModelKind.Linear ? "" : "-taylor2") + (kind == ModelKind.Softmax ? "-ovr" : ""),
+            ["created_at"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
+            ["learning_rate"] = plan.LearningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["l2"] = plan.L2.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["batch_size"] = plan.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["key_bits"] = plan.KeyBits.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["train_rows"] = plan.TrainRows.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["split"] = $"crc32(id) % 10 >= {plan.TestBuckets}",
+        };
+        foreach (var (k, v) in meta) training[k] = v;
+        return ModelFile.Stamp(new PartialModel
+        {
+            ModelId = plan.ModelId, Version = plan.Version, Kind = kind,
+            Classes = kind == ModelKind.Softmax ? plan.Classes : [],
+            PartyId = party, Role = role, Parties = plan.Parties, Features = features,
+            Weights = w.Select(r => r.ToArray()).ToArray(), Intercepts = intercepts,
+            Transform = std.ToTransform(), Missing = std.ToMissingPolicy(), Training = training,
+        });
+    }
+}
+
+/// <summary>
+/// The guest: holds the labels, initiates PSI and training, combines the hosts' encrypted forward parts with its
+/// own plaintext part into the encrypted residual, and computes the encrypted loss for the arbiter.
+/// </summary>
+public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions options, IReadOnlyList<string> hosts, string arbiter,
+    string psi = "ecdh", Action<string>? log = null) : DataParty(net, log)
+{
+    public async Task<PartyOutcome> RunAsync(CancellationToken ct)
+    {
+        options.Validate();
+        var labels = table.Labels ?? throw new BadInputException($"{table.Path}: the guest's file has no label column");
+        var parties = new[] { Net.Self }.Concat(hosts).ToArray();
+        var hello = new Hello(psi, PartialModel.KindName(options.Kind), Net.Self, hosts.ToArray(), arbiter);
+        var t0 = Now;
+        Log($"{Net.Self}: aligning ids with {string.Join(", ", hosts)} ({psi} PSI, {table.Rows} local ids)");
+        foreach (var h in hosts) await Net.SendAsync(h, "hello", new Message().Control(hello), ct);
+        var rows = await AlignAsync(ct);
+        Time("psi", t0);
+        if (rows.Length == 0)
+            throw new BadInputException("empty intersection: the parties share no ids (check --id-column and that the files describe the same customers)");
+        var aligned = table.Select(rows);
+        var (train, test) = BatchPlan.Split(aligned.Ids, new SplitRule(options.TestBuckets));
+        if (train.Length == 0) throw new BadInputException($"no training rows among the {rows.Length} aligned ids (test buckets {options.TestBuckets})");
+        var encoding = LabelEncoding.For(options.Kind, train.Select(i => aligned.Labels![i]).ToArray(), table.Path);
+        var targets = encoding.Targets(train.Select(i => aligned.Labels![i]).ToArray());
+        var std = Standardizer.Fit(aligned.Columns, train);
+        var x = std.Transform(aligned.Columns, train);
+        var plan = Plan.From(options, encoding.Classes, encoding.Outputs, rows.Length, train.Length, parties);
+        Log($"{Net.Self}: {rows.Length} ids in the intersection, {train.Length} for training, {test.Length} held out");
+        foreach (var p in hosts.Append(arbiter)) await Net.SendAsync(p, "plan", new Message().Control(plan), ct);
+        var key = ReadKey(await Net.ReceiveAsync(arbiter, "pubkey", ct));
+        if (key.Bits != options.KeyBits) throw new FedFailureException($"the arbiter's key has {key.Bits} bits, the plan says {options.KeyBits}");
+
+        var K = encoding.Outputs; var d = table.Features.Length; var n = train.Length;
+        var W = Enumerable.Range(0, K).Select(_ => new double[d]).ToArray();
+        var bias = new double[K];
+        var codec = new FixedPointCodec(key, F);
+        var codec2 = new FixedPointCodec(key, 2 * F);
+        using var enc = new PaillierEncryptor(key, codec);
+        var a = Objective.ResidualScale(options.Kind);
+        var q = Objective.LossQuadratic(options.Kind);
+        var losses = new List<double>();
+        var stop = "";
+        var fx = options.FeatureBits;
+        var xfixed = Homomorphic.FixedRows(x, Enumerable.Range(0, n).ToArray(), fx, appendOne: true);
+        for (var epoch = 0; ; epoch++)
+        {
+            var batches = BatchPlan.Batches(n, options.BatchSize, options.Seed, epoch);
+            for (var b = 0; b < batches.Count; b++)
+            {
+                var tag = $"e{epoch}.b{b}.";
+                var batch = batches[b];
+                var m = batch.Length;
+                var t1 = Now;
+                // z_g and the host parts [[Z]] = prod_h [[z_h]]
+                var zg = new double[K * m];
+                for (var c = 0; c < K; c++)
+                    for (var k = 0; k < m; k++)
+                    {
+                        var row = x[batch[k]]; var z = bias[c];
+                        for (var f = 0; f < d; f++) z += W[c][f] * row[f];
+                        zg[c * m + k] = z;
+                    }
+                var fwd = new Message[hosts.Count];
+                for (var h = 0; h < hosts.Count; h++) fwd[h] = await Net.ReceiveAsync(hosts[h], tag + "fwd", ct);
+                var zh = fwd.Select((f, h) => f.Ciphertexts("z", key, K * m, $"forward of {hosts[h]}")).ToArray();
+                var Z = zh[0];
+                for (var h = 1; h < hosts.Count; h++)
+                {
+                    // host h gets the encrypted sum of the hosts before it, for the cross terms of Z^2
+                    await Net.SendAsync(hosts[h], tag + "zprev", new Message().Ciphertexts("z", key, Z), ct);
+                    Z = Homomorphic.Add(key, Z, zh[h]);
+                }
+                // [[Z + b]] with b encrypted afresh (re-randomizes: the hosts cannot strip their own [[z_h]])
+                var offs = new double[K * m];
+                for (var c = 0; c < K; c++)
+                    for (var k = 0; k < m; k++)
+                        offs[c * m + k] = Objective.ResidualOffset(options.Kind, zg[c * m + k], targets[c][batch[k]]);
+                var res = Homomorphic.Add(key, Z, enc.EncryptBatch(offs));
+                foreach (var h in hosts) await Net.SendAsync(h, tag + "res", new Message().Ciphertexts("d", key, res), ct);
+                Time("residual", t1);
+
+                // own gradient, masked for the arbiter
+                var t2 = Now;
+                var grads = new PaillierCiphertext[K * (d + 1)];
+                var rowsFixed = batch.Select(i => xfixed[i]).ToArray();
+                for (var c = 0; c < K; c++)
+                    Homomorphic.Dot(key, res, c * m, m, rowsFixed, d + 1).CopyTo(grads, c * (d + 1));
+                var masks = Homomorphic.Masks(key, grads.Length);
+                await Net.SendAsync(arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
+                Time("gradient", t2);
+
+                // encrypted loss: sum_i P_i/n + c_i/n [[Z_i]] + [[q sum z_h^2/n + reg_h]] + cross terms + reg_g
+                var t3 = Now;
+                var plain = 0.0; var reg = 0.0;
+                var lin = new BigInteger[K * m];
+                for (var c = 0; c < K; c++)
+                    for (var k = 0; k < m; k++)
+                    {
+                        var y = targets[c][batch[k]]; var z = zg[c * m + k];
+                        plain += Objective.LossConstant(options.Kind, z, y) / n;
+                        lin[c * m + k] = Homomorphic.Scalar(Objective.LossLinear(options.Kind, z, y) / n, F);
+                    }
+                foreach (var row in W) foreach (var w in row) reg += w * w;
+                plain += (double)m / n * options.L2 / 2 * reg;
+                var loss = key.Add(enc.Encrypt(codec2.Encode(plain)), Homomorphic.WeightedSum(key, Z, lin));
+                foreach (var f in fwd) loss = key.Add(loss, f.Ciphertexts("sq", key, 1, "forward")[0]);
+                for (var h = 1; h < hosts.Count; h++)
+                    loss = key.Add(loss, (await Net.ReceiveAsync(hosts[h], tag + "cross", ct)).Ciphertexts("cross", key, 1, $"cross term of {hosts[h]}")[0]);
+                await Net.SendAsync(arbiter, tag + "loss", new Message().Ciphertexts("loss", key, [loss]), ct);
+                Time("loss", t3);
+
+                var back = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Masked("g", ElementBytes(key), grads.Length, "gradient");
+                var g = Homomorphic.Unmask(codec, back, masks, F + fx);
+                for (var c = 0; c < K; c++)
+                {
+                    for (var f = 0; f < d; f++) W[c][f] -= options.LearningRate * (a * g[c * (d + 1) + f] / m + options.L2 * W[c][f]);
+                    bias[c] -= options.LearningRate * a * g[c * (d + 1) + d] / m;
+                }
+            }
+            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
+            if (decision.Loss is { } l) losses.Add(l);
+            Log($"{Net.Self}: epoch {epoch + 1}/{options.MaxIter} loss {decision.Loss:G6}");
+            if (decision.Stop) { stop = decision.Reason ?? "stop"; break; }
+        }
+        var model = BuildModel(plan, Net.Self, PartyRole.Guest, table.Features, std, W, bias, new Dictionary<string, string>
+        {
+            ["epochs"] = losses.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["final_loss"] = losses.Count > 0 ? losses[^1].ToString("R", System.Globalization.CultureInfo.InvariantCulture) : "",
+            ["stop_reason"] = stop, ["psi"] = psi,
+        });
+        Seconds["total"] = Now;
+        return new PartyOutcome
+        {
+            Party = Net.Self, Model = model, Losses = losses, Intersection = rows.Length, TrainRows = n, TestRows = test.Length,
+            StopReason = stop, Seconds = Seconds, Weights = new PartyWeights(W, bias),
+        };
+    }
+
+    internal static int ElementBytes(PaillierPublicKey key) => (int)((key.N.GetBitLength() + 7) / 8);
+
+    async Task<int[]> AlignAsync(CancellationToken ct)
+    {
+        PsiGuest guest;
+        if (psi == "rsa")
+        {
+            var g = new RsaPsiGuest(table.Ids);
+            guest = g;
+            await Task.WhenAll(hosts.Select(async h =>
+            {
+                var km = await Net.ReceiveAsync(h, "psi.key", ct);
+                var req = g.CreateRequest(h, new RsaPsiPublicKey(km.Get("psi.modulus", "psi"), km.Get("psi.exponent", "psi")));
+                await Net.SendAsync(h, "psi.req", new Message().Put("psi.blinded", req.Blinded), ct);
+                var resp = await Net.ReceiveAsync(h, "psi.resp", ct);
+                g.AcceptResponse(h, new RsaPsiResponse(resp.Get("psi.signatures", "psi"), resp.Get("psi.tokens", "psi")));
+            }));
+        }
+        else
+        {
+            var g = new EcdhPsiGuest(table.Ids);
+            guest = g;
+            await Task.WhenAll(hosts.Select(async h =>
+            {
+                var req = g.CreateRequest(h);
+                await Net.SendAsync(h, "psi.req", new Message().Put("psi.points", req.GuestPoints), ct);
+                var resp = await Net.ReceiveAsync(h, "psi.resp", ct);
+                g.AcceptResponse(h, new EcdhPsiResponse(resp.Get("psi.doubled", "psi"), resp.Get("psi.points", "psi")));
+            }));
+        }
+        var result = guest.Finish();
+        foreach (var h in hosts) await Net.SendAsync(h, "psi.align", new Message().Put("psi.tokens", result.Alignments[h].Tokens), ct);
+        return result.GuestIndexes;
+    }
+}
+
+/// <summary>A host: features only. Sends its encrypted forward part, computes its encrypted gradient from the
+/// encrypted residual, masks it for the arbiter and updates its own weights.</summary>
+public sealed class HostRole(IMessenger net, PartyTable table, string guest, ModelKind? expectedKind = null, Action<string>? log = null)
+    : DataParty(net, log)
+{
+    public async Task<PartyOutcome> RunAsync(CancellationToken ct)
+    {
+        var hello = (await Net.ReceiveAsync(guest, "hello", ct)).Control<Hello>("hello");
+        if (expectedKind is { } ek && PartialModel.KindName(ek) != hello.Kind)
+            throw new BadInputException($"mismatched kinds: the guest trains '{hello.Kind}', this host ({Net.Self}) is configured for '{PartialModel.KindName(ek)}'");
+        var index = Array.IndexOf(hello.Hosts, Net.Self);
+        if (index < 0) throw new FedFailureException($"the guest does not list '{Net.Self}' among its hosts ({string.Join(", ", hello.Hosts)})");
+        var t0 = Now;
+        var rows = await AlignAsync(hello.Psi, ct);
+        Time("psi", t0);
+        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Control<Plan>("plan");
+        var options = plan.ToOptions();
+        var aligned = table.Select(rows);
+        var (train, test) = BatchPlan.Split(aligned.Ids, new SplitRule(plan.TestBuckets));
+        if (train.Length != plan.TrainRows)
+            throw new FedFailureException($"alignment mismatch: the guest trains on {plan.TrainRows} rows, this host ({Net.Self}) has {train.Length}");
+        var std = Standardizer.Fit(aligned.Columns, train);
+        var x = std.Transform(aligned.Columns, train);
+        var key = ReadKey(await Net.ReceiveAsync(hello.Arbiter, "pubkey", ct));
+        Log($"{Net.Self}: aligned {rows.Length} ids, training on {train.Length}");
+
+        var K = plan.Outputs; var d = table.Features.Length; var n = train.Length; var fx = plan.FeatureBits;
+        var W = Enumerable.Range(0, K).Select(_ => new double[d]).ToArray();
+        var codec = new FixedPointCodec(key, F);
+        var codec2 = new FixedPointCodec(key, 2 * F);
+        using var enc = new PaillierEncryptor(key, codec);
+        var a = Objective.ResidualScale(options.Kind);
+        var q = Objective.LossQuadratic(options.Kind);
+        var xfixed = Homomorphic.FixedRows(x, Enumerable.Range(0, n).ToArray(), fx, appendOne: false);
+        var epochs = 0;
+        string stop;
+        for (var epoch = 0; ; epoch++)
+        {
+            var batches = BatchPlan.Batches(n, options.BatchSize, options.Seed, epoch);
+            for (var b = 0; b < batches.Count; b++)
+            {
+                var tag = $"e{epoch}.b{b}.";
+                var batch = batches[b]; var m = batch.Length;
+                var t1 = Now;
+                var z = new double[K * m];
+                var sq = 0.0;
+                for (var c = 0; c < K; c++)
+                    for (var k = 0; k < m; k++)
+                    {
+                        var row = x[batch[k]]; var s = 0.0;
+                        for (var f = 0; f < d; f++) s += W[c][f] * row[f];
+                        z[c * m + k] = s;
+                        sq += q * s * s / n;
+                    }
+                var reg = 0.0;
+                foreach (var r in W) foreach (var w in r) reg += w * w;
+                sq += (double)m / n * options.L2 / 2 * reg;
+                var zct = enc.EncryptBatch(z);
+                await Net.SendAsync(guest, tag + "fwd", new Message().Ciphertexts("z", key, zct)
+                    .Ciphertexts("sq", key, [enc.Encrypt(codec2.Encode(sq))]), ct);
+                if (index > 0)
+                {
+                    var prev = (await Net.ReceiveAsync(guest, tag + "zprev", ct)).Ciphertexts("z", key, K * m, "previous hosts' forward");
+                    var scal = z.Select(v => Homomorphic.Scalar(2 * q * v / n, F)).ToArray();
+                    await Net.SendAsync(guest, tag + "cross", new Message().Ciphertexts("cross", key, [key.Rerandomize(Homomorphic.WeightedSum(key, prev, scal))]), ct);
+                }
+                Time("forward", t1);
+                var res = (await Net.ReceiveAsync(guest, tag + "res", ct)).Ciphertexts("d", key, K * m, "residual");
+                var t2 = Now;
+                var grads = new PaillierCiphertext[K * d];
+                var rowsFixed = batch.Select(i => xfixed[i]).ToArray();
+                for (var c = 0; c < K; c++) Homomorphic.Dot(key, res, c * m, m, rowsFixed, d).CopyTo(grads, c * d);
+                var masks = Homomorphic.Masks(key, grads.Length);
+                await Net.SendAsync(hello.Arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
+                Time("gradient", t2);
+                var back = (await Net.ReceiveAsync(hello.Arbiter, tag + "gradback", ct)).Masked("g", GuestRole.ElementBytes(key), grads.Length, "gradient");
+                var g = Homomorphic.Unmask(codec, back, masks, F + fx);
+                for (var c = 0; c < K; c++)
+                    for (var f = 0; f < d; f++) W[c][f] -= options.LearningRate * (a * g[c * d + f] / m + options.L2 * W[c][f]);
+            }
+            var decision = (await Net.ReceiveAsync(hello.Arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
+            epochs = epoch + 1;
+            if (decision.Stop) { stop = decision.Reason ?? "stop"; break; }
+        }
+        var model = BuildModel(plan, Net.Self, PartyRole.Host, table.Features, std, W, [], new Dictionary<string, string>
+        {
+            ["epochs"] = epochs.ToString(System.Globalization.CultureInfo.InvariantCulture), ["stop_reason"] = stop, ["psi"] = hello.Psi,
+        });
+        Seconds["total"] = Now;
+        return new PartyOutcome
+        {
+            Party = Net.Self, Model = model, Intersection = rows.Length, TrainRows = n, TestRows = test.Length, StopReason = stop,
+            Seconds = Seconds, Weights = new PartyWeights(W, []),
+        };
+    }
+
+    async Task<int[]> AlignAsync(string psi, CancellationToken ct)
+    {
+        if (psi == "rsa")
+        {
+            var host = new RsaPsiHost(table.Ids);
+            await Net.SendAsync(guest, "psi.key", new Message().Put("psi.modulus", host.PublicKey.Modulus).Put("psi.exponent", host.PublicKey.Exponent), ct);
+            var req = await Net.ReceiveAsync(guest, "psi.req", ct);
+            var resp = host.Respond(new RsaPsiRequest(req.Get("psi.blinded", "psi")));
+            await Net.SendAsync(guest, "psi.resp", new Message().Put("psi.signatures", resp.Signatures).Put("psi.tokens", resp.HostTokens), ct);
+            return host.ApplyAlignment(new PsiAlignment((await Net.ReceiveAsync(guest, "psi.align", ct)).Get("psi.tokens", "psi")));
+        }
+        if (psi != "ecdh") throw new BadInputException($"unknown PSI '{psi}'; expected rsa or ecdh");
+        var eh = new EcdhPsiHost(table.Ids);
+        var r = await Net.ReceiveAsync(guest, "psi.req", ct);
+        var er = eh.Respond(new EcdhPsiRequest(r.Get("psi.points", "psi")));
+        await Net.SendAsync(guest, "psi.resp", new Message().Put("psi.doubled", er.DoubledGuestPoints).Put("psi.points", er.HostPoints), ct);
+        return eh.ApplyAlignment(new PsiAlignment((await Net.ReceiveAsync(guest, "psi.align", ct)).Get("psi.tokens", "psi")));
+    }
+}
+
+/// <summary>
+/// The arbiter: generates the Paillier key pair, decrypts only masked gradients (uniform in Z_n to it) and the
+/// aggregate loss, and decides when training stops.
+/// </summary>
+public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<string> hosts, Action<string>? log = null) : DataParty(net, log)
+{
+    public async Task<PartyOutcome> RunAsync(CancellationToken ct)
+    {
+        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Control<Plan>("plan");
+        var options = plan.ToOptions();
+        var t0 = Now;
+        Log($"{Net.Self}: generating a {plan.KeyBits}-bit Paillier key");
+        var sk = Paillier.GenerateKeyPair(plan.KeyBits);
+        var key = sk.PublicKey;
+        Time("keygen", t0);
+        var pkMsg = new Message().Put("pk.paillier", key.ToBytes());
+        foreach (var p in hosts.Prepend(guest)) await Net.SendAsync(p, "pubkey", pkMsg, ct);
+        var codec2 = new FixedPointCodec(key, 2 * F);
+        var bytes = GuestRole.ElementBytes(key);
+        var losses = new List<double>();
+        string? stop;
+        for (var epoch = 0; ; epoch++)
+        {
+            var batches = BatchPlan.Batches(plan.TrainRows, options.BatchSize, options.Seed, epoch);
+            var loss = 0.0;
+            for (var b = 0; b < batches.Count; b++)
+            {
+                var tag = $"e{epoch}.b{b}.";
+                var m = batches[b].Length;
+                await Task.WhenAll(hosts.Prepend(guest).Select(async p =>
+                {
+                    var msg = await Net.ReceiveAsync(p, tag + "grad", ct);
+                    var cts = key.Unpack(msg.Get("ct.g", "gradient"));
+                    var t1 = Now;
+                    var plainMasked = new BigInteger[cts.Length];
+                    Parallel.For(0, cts.Length, i => plainMasked[i] = sk.Decrypt(cts[i]));
+                    lock (Seconds) Time("decrypt", t1);
+                    await Net.SendAsync(p, tag + "gradback", new Message().Masked("g", plainMasked, bytes), ct);
+                }));
+                var lm = await Net.ReceiveAsync(guest, tag + "loss", ct);
+                loss += codec2.Decode(sk.Decrypt(lm.Ciphertexts("loss", key, 1, "loss")[0]), 2 * F);
+            }
+            if (!double.IsFinite(loss)) throw new FedFailureException($"the loss diverged at epoch {epoch + 1}; lower --learning-rate");
+            losses.Add(loss);
+            stop = Convergence.Decide(options, losses);
+            Log($"{Net.Self}: epoch {epoch + 1} loss {loss:G6}{(stop is null ? "" : $" -> stop ({stop})")}");
+            await Net.SendAsync(guest, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, loss)), ct);
+            foreach (var h in hosts) await Net.SendAsync(h, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, null)), ct);
+            if (stop != null) break;
+        }
+        Seconds["total"] = Now;
+        return new PartyOutcome { Party = Net.Self, Losses = losses, StopReason = stop, Seconds = Seconds, TrainRows = plan.TrainRows };
+    }
+}

@@ -1,0 +1,42 @@
+using Fed.Core;
+using Fed.Core.Model;
+
+namespace Fed.Training.Train;
+
+/// <summary>Hyper-parameters shared by the federated protocol and the plaintext reference trainer.</summary>
+public sealed record TrainOptions
+{
+    public ModelKind Kind { get; init; } = ModelKind.Logistic;
+    /// <summary>Epochs (passes over the aligned training rows). The arbiter may stop earlier.</summary>
+    public int MaxIter { get; init; } = 30;
+    public double LearningRate { get; init; } = 0.3;
+    /// <summary>L2 penalty alpha: loss += alpha/2 * ||w||^2 (intercepts excluded).</summary>
+    public double L2 { get; init; } = 0.01;
+    /// <summary>Rows per mini-batch; 0 = the whole training set.</summary>
+    public int BatchSize { get; init; } = 0;
+    /// <summary>Stop when |loss(epoch) - loss(epoch-1)| &lt; Tolerance.</summary>
+    public double Tolerance { get; init; } = 1e-6;
+    /// <summary>Stop when the loss falls below this value (null: no threshold).</summary>
+    public double? LossThreshold { get; init; }
+    public int Seed { get; init; } = 42;
+    public int KeyBits { get; init; } = 2048;
+    /// <summary>Fixed-point fraction bits of a (standardized) feature value used as a Paillier scalar.</summary>
+    public int FeatureBits { get; init; } = 32;
+    /// <summary>Rows with crc32(id) % 10 &lt; TestBuckets are held out for testing.</summary>
+    public int TestBuckets { get; init; } = 3;
+    public string ModelId { get; init; } = "fed-model";
+    public int Version { get; init; } = 1;
+
+    public void Validate()
+    {
+        if (MaxIter < 1) throw new BadInputException($"--max-iter must be >= 1, got {MaxIter}");
+        if (!(LearningRate > 0)) throw new BadInputException($"--learning-rate must be > 0, got {LearningRate}");
+        if (L2 < 0) throw new BadInputException($"--l2 must be >= 0, got {L2}");
+        if (BatchSize < 0) throw new BadInputException($"--batch-size must be >= 0 (0 = full batch), got {BatchSize}");
+        if (KeyBits is not (1024 or 2048 or 3072 or 4096)) throw new BadInputException($"--key-bits must be 1024 or 2048 (or 3072/4096), got {KeyBits}");
+        if (FeatureBits is < 8 or > 53) throw new BadInputException($"feature fixed-point bits must be in [8, 53], got {FeatureBits}");
+        if (TestBuckets is < 0 or > 9) throw new BadInputException($"--test-buckets must be in [0, 9], got {TestBuckets}");
+        Identifiers.ModelId(ModelId);
+        if (Version < 1) throw new BadInputException($"--model-version must be >= 1, got {Version}");
+    }
+}
