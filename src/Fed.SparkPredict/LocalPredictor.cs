@@ -20,8 +20,10 @@ public static class LocalPredictor
     public static Dictionary<string, PartialModel> ReadModels(string dir)
     {
         if (!Directory.Exists(dir)) throw new BadInputException($"--models {dir}: no such directory");
-        var models = Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(ModelFile.Read).ToList();
-        if (models.Count == 0) throw new BadInputException($"--models {dir}: no *.json partial-model files");
+        // `fed train` writes <party>.model.json beside report.json; a hand-made directory may hold plain *.json.
+        var pattern = Directory.EnumerateFiles(dir, "*.model.json").Any() ? "*.model.json" : "*.json";
+        var models = Directory.EnumerateFiles(dir, pattern).Order(StringComparer.Ordinal).Select(ModelFile.Read).ToList();
+        if (models.Count == 0) throw new BadInputException($"--models {dir}: no *.model.json or *.json partial-model files");
         var keys = models.Select(m => $"{m.ModelId} v{m.Version}").Distinct().ToList();
         if (keys.Count > 1) throw new BadInputException($"--models {dir} holds several models ({string.Join(", ", keys)}); give a directory with one model version's partial-model files");
         var byParty = new Dictionary<string, PartialModel>(StringComparer.Ordinal);
