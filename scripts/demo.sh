@@ -17,6 +17,8 @@ step() { echo "== $*" >&2; }
 step "building fed"
 dotnet build src/Fed.Cli -c Release -v q -nologo >/dev/null
 fed() { dotnet "$root/src/Fed.Cli/bin/Release/net10.0/fed.dll" "$@"; }
+# Background workers run dotnet directly so that $! is the worker itself (cleanup stops it with SIGTERM).
+fed_bg() { local log=$1 pid=$2; shift 2; dotnet "$root/src/Fed.Cli/bin/Release/net10.0/fed.dll" "$@" 2>"$log" & echo $! > "$pid"; }
 data=samples/breast_cancer dt=2026-11-22
 
 if [ "${FED_DEMO_FAST:-0}" = 1 ]; then
@@ -47,7 +49,9 @@ head -4 $out/local.csv
 sample=$(sed -n 2p $out/local.csv | cut -d, -f1)
 
 cleanup() {
-  for p in "$out"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  for p in "$out"/stream-*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  for p in "$out"/stream-*.pid; do [ -f "$p" ] && while kill -0 "$(cat "$p")" 2>/dev/null; do sleep 0.1; done; rm -f "$p"; done
+  [ -f "$out/redis.pid" ] && kill "$(cat "$out/redis.pid")" 2>/dev/null || true
   [ -f .run/demo-services ] && { bash scripts/services.sh stop >/dev/null 2>&1 || true; rm -f .run/demo-services; }
 }
 trap cleanup EXIT
@@ -76,11 +80,11 @@ if [ -d .deps/kafka/libs ] && command -v java >/dev/null && command -v redis-ser
   for p in guest host; do
     echo '{"party": "'$p'", "warehouse": "sqlite:'$out/$p.db'", "group_id": "demo-'$p'", "input_topic": "fed.features.'$p'",
            "kafka": {'"$kafka"'}, "consumer": {"session.timeout.ms": "6000"}, "metrics_interval_ms": 0}' > $out/stream-$p.json
-    fed stream party --config $out/stream-$p.json 2>$out/stream-$p.log & echo $! > $out/stream-$p.pid
+    fed_bg $out/stream-$p.log $out/stream-$p.pid stream party --config $out/stream-$p.json
   done
   echo '{"warehouse": "sqlite:'$out/guest.db'", "group_id": "demo-initiator", "redis": "127.0.0.1:'$port'",
          "kafka": {'"$kafka"'}, "consumer": {"session.timeout.ms": "6000"}, "window_ms": 3000, "metrics_interval_ms": 0}' > $out/stream-initiator.json
-  fed stream initiator --config $out/stream-initiator.json 2>$out/stream-initiator.log & echo $! > $out/stream-initiator.pid
+  fed_bg $out/stream-initiator.log $out/stream-initiator.pid stream initiator --config $out/stream-initiator.json
   for p in guest host; do
     fed stream replay --csv $data/$p.csv --party $p --drop y --model-id $model --brokers $FED_TEST_KAFKA --event-prefix demo- \
       --kafka api.version.request=false --kafka broker.version.fallback=0.9.0.1 >/dev/null 2>&1
