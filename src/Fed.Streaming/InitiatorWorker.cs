@@ -71,6 +71,7 @@ public sealed class InitiatorWorker : WorkerBase
             while (!ct.IsCancellationRequested)
             {
                 MaybeEmitMetrics();
+                ReleaseDelivered();
                 // Backpressure: too many requests waiting for their parties -> stop reading until windows close.
                 SetPaused(_open.Count >= _config.MaxOpenJoins);
                 var t0 = Stopwatch.GetTimestamp();
@@ -89,24 +90,31 @@ public sealed class InitiatorWorker : WorkerBase
                 if (_ready.Count > 0 || _expired.Count > 0)
                     if (!WriteRedis(ct)) break;
                 var t3 = Stopwatch.GetTimestamp();
+                // The batch's offsets are released once Redis holds its records (above) and the broker acknowledged its events.
+                var offsets = Producer.Open.Offsets;
                 foreach (var j in _ready)
+                {
                     Producer.Add(_config.ScoresTopic, j.RequestId, OutputMessages.Scored(j.Value!));
+                    offsets.AddRange(j.Offsets);
+                }
                 foreach (var j in _expired)
+                {
                     if (j.Value is not null) Producer.Add(_config.StatusTopic, j.RequestId, System.Text.Encoding.UTF8.GetBytes(j.Value));
-                if (Producer.Count > 0 && !Producer.FlushAll(ct)) break;
-                var t4 = Stopwatch.GetTimestamp();
-                foreach (var j in _ready) foreach (var (tp, o) in j.Offsets) Offsets.Done(tp, o);
-                foreach (var j in _expired) foreach (var (tp, o) in j.Offsets) Offsets.Done(tp, o);
-                foreach (var (tp, o) in _releaseAfterFlush) Offsets.Done(tp, o);
+                    offsets.AddRange(j.Offsets);
+                }
+                offsets.AddRange(_releaseAfterFlush);
                 Interlocked.Add(ref Metrics.EventsOut, _ready.Count);
                 _ready.Clear();
                 _expired.Clear();
                 _releaseAfterFlush.Clear();
-                StoreAdvanced();
+                var t4 = Stopwatch.GetTimestamp();
+                if (offsets.Count > 0 && !SealBatch(ct)) break;
+                var t5 = Stopwatch.GetTimestamp();
                 Metrics.AddStage("consume", (t1 - t0) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("join_combine", (t2 - t1) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("redis", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("produce", (t4 - t3) * 1000.0 / Stopwatch.Frequency);
+                Metrics.AddStage("wait_delivery", (t5 - t4) * 1000.0 / Stopwatch.Frequency);
             }
         }
         finally

@@ -51,26 +51,27 @@ public sealed class PartyWorker : WorkerBase
             {
                 if (_pollClock.ElapsedMilliseconds >= _config.RegistryPollMs) { PollRegistry(); _pollClock.Restart(); }
                 MaybeEmitMetrics();
+                ReleaseDelivered();
                 var t0 = Stopwatch.GetTimestamp();
                 ConsumeBatch(ct);
                 if (Batch.Count == 0) continue;
                 var t1 = Stopwatch.GetTimestamp();
+                Producer.Open.Started = t1;
+                var offsets = Producer.Open.Offsets;
                 foreach (var m in Batch)
                 {
                     Offsets.Begin(m.TopicPartition, m.Offset.Value);
+                    offsets.Add((m.TopicPartition, m.Offset.Value));
                     Handle(m);
                 }
                 Interlocked.Add(ref Metrics.EventsIn, Batch.Count);
                 var t2 = Stopwatch.GetTimestamp();
-                if (!Producer.FlushAll(ct)) break; // cancelled before delivery: do not store these offsets
+                // Offsets are released when the broker acknowledged the batch's outputs (ReleaseDelivered).
+                if (!SealBatch(ct)) break;
                 var t3 = Stopwatch.GetTimestamp();
-                foreach (var m in Batch) Offsets.Done(m.TopicPartition, m.Offset.Value);
-                StoreAdvanced();
                 Metrics.AddStage("consume", (t1 - t0) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("score", (t2 - t1) * 1000.0 / Stopwatch.Frequency);
-                Metrics.AddStage("produce", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
-                var batchMs = Ms(t1);
-                Metrics.Latency.Record(batchMs);
+                Metrics.AddStage("wait_delivery", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
             }
         }
         finally
@@ -78,6 +79,9 @@ public sealed class PartyWorker : WorkerBase
             Shutdown();
         }
     }
+
+    /// <summary>Batch latency: first message of the batch in hand to every output acknowledged.</summary>
+    protected override void OnDelivered(BatchProducer.Ticket ticket) => Metrics.Latency.Record(Ms(ticket.Started));
 
     void Handle(ConsumeResult<string?, byte[]> m)
     {
