@@ -31,6 +31,7 @@ public sealed class InitiatorWorker : WorkerBase
     readonly List<Join> _ready = new();
     readonly List<Join> _expired = new();
     readonly List<(TopicPartition, long)> _releaseAfterFlush = new();
+    readonly PartialScoreReader _partials = new();
 
     sealed class Join
     {
@@ -129,7 +130,7 @@ public sealed class InitiatorWorker : WorkerBase
         ModelSignature sig;
         try
         {
-            p = PartialScoreMessage.Parse(m.Message.Value ?? []);
+            p = _partials.Read(m.Message.Value ?? []);
             sig = Signature(p.ModelId, p.Version);
             if (Array.IndexOf(sig.Parties, p.Party) < 0)
                 throw new MalformedMessageException("bad_partial", $"model '{p.ModelId}' v{p.Version} has no party '{p.Party}' (parties: {string.Join(", ", sig.Parties)})");

@@ -152,6 +152,9 @@ public sealed class StreamingBenchmark : IBenchmark
         var gcfg = TestServices.PartyConfig("guest", models.GuestDb, gt, icfg.PartialsTopic, icfg.DeadLetterTopic, prefix + "-guest");
         var hcfg = TestServices.PartyConfig("host", models.HostDb, ht, icfg.PartialsTopic, icfg.DeadLetterTopic, prefix + "-host");
         gcfg.MetricsIntervalMs = hcfg.MetricsIntervalMs = 0;
+        foreach (var c in new StreamConfigBase[] { icfg, gcfg, hcfg })
+            foreach (var kv in (Environment.GetEnvironmentVariable("FED_BENCH_KAFKA") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+                c.Kafka[kv[..kv.IndexOf('=')]] = kv[(kv.IndexOf('=') + 1)..];
         using var cts = new CancellationTokenSource();
         var log = TextWriter.Null;
         var initiator = new InitiatorWorker(icfg, log);
