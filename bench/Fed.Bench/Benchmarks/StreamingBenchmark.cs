@@ -105,7 +105,7 @@ public sealed class StreamingBenchmark : IBenchmark
                $"librdkafka threads of all clients {Cores(T("librdkafka (all clients)"))}, initiator thread {Cores(T("fed-initiator"))}, " +
                $"party threads {Cores(T("fed-guest") + T("fed-host"))}, .NET runtime + client callback threads {Cores(T(".NET runtime + other"))}, " +
                $"load generator {Cores(T("fed-loadgen"))}, Redis {Cores(C("redis_cpu_s"))} (cores = CPU seconds / wall seconds). " +
-               "Latency: 3 broker hops (producer -> party -> initiator), each a fetch + up to batch_wait_ms (2) + linger.ms (1); then pipelined Redis SETs; " +
+               "Latency: 2 broker hops (load generator -> party -> initiator), each linger.ms (1) + a fetch + up to batch_wait_ms (2); then pipelined Redis SETs; " +
                "the tail is CPU contention on the 2 cores, mostly by the broker.";
     }
 
