@@ -24,6 +24,8 @@ internal static unsafe class Gmp
     static readonly delegate* unmanaged<void*, nuint, int, nuint, int, nuint, void*, void> mpz_import;
     static readonly delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*> mpz_export;
     static readonly delegate* unmanaged<void*, int, nuint> mpz_sizeinbase;
+    static readonly delegate* unmanaged<void*, nuint, void> mpz_init2;
+    static readonly delegate* unmanaged<void*, void*, void> mpz_set;
 
     public static bool Available { get; }
 
@@ -44,6 +46,8 @@ internal static unsafe class Gmp
             mpz_import = (delegate* unmanaged<void*, nuint, int, nuint, int, nuint, void*, void>)NativeLibrary.GetExport(lib, "__gmpz_import");
             mpz_export = (delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*>)NativeLibrary.GetExport(lib, "__gmpz_export");
             mpz_sizeinbase = (delegate* unmanaged<void*, int, nuint>)NativeLibrary.GetExport(lib, "__gmpz_sizeinbase");
+            mpz_init2 = (delegate* unmanaged<void*, nuint, void>)NativeLibrary.GetExport(lib, "__gmpz_init2");
+            mpz_set = (delegate* unmanaged<void*, void*, void>)NativeLibrary.GetExport(lib, "__gmpz_set");
             Available = true;
         }
         catch (EntryPointNotFoundException) { Available = false; }
@@ -101,7 +105,7 @@ internal static unsafe class Gmp
             return mpz_probab_prime_p(a, reps) != 0;
         }
 
-        static void Set(void* z, BigInteger v)
+        internal static void Set(void* z, BigInteger v)
         {
             if (v.Sign < 0) throw new ArgumentOutOfRangeException(nameof(v), "GMP bridge takes non-negative values");
             int len = v.GetByteCount(isUnsigned: true);
@@ -110,7 +114,7 @@ internal static unsafe class Gmp
             fixed (byte* p = buf) mpz_import(z, (nuint)len, -1, 1, 0, 0, p);
         }
 
-        static BigInteger Get(void* z)
+        internal static BigInteger Get(void* z)
         {
             int len = (int)((mpz_sizeinbase(z, 2) + 7) / 8);
             Span<byte> buf = len <= 1024 ? stackalloc byte[len] : new byte[len];
@@ -118,6 +122,72 @@ internal static unsafe class Gmp
             nuint count;
             fixed (byte* p = buf) mpz_export(p, &count, -1, 1, 0, 0, z);
             return new BigInteger(buf[..(int)count], isUnsigned: true, isBigEndian: false);
+        }
+    }
+
+    /// <summary>r = a * b mod m through tmp (r may alias a or b; tmp must not alias anything).</summary>
+    internal static void MulMod(void* r, void* a, void* b, void* m, void* tmp)
+    {
+        mpz_mul(tmp, a, b);
+        mpz_mod(r, tmp, m);
+    }
+
+    internal static void Copy(void* r, void* a) => mpz_set(r, a);
+
+    /// <summary>r = a^-1 mod m; false if not invertible.</summary>
+    internal static bool Invert(void* r, void* a, void* m) => mpz_invert(r, a, m) != 0;
+
+    /// <summary>r = a^e mod m for a public exponent (not constant time).</summary>
+    internal static void Pow(void* r, void* a, void* e, void* m) => mpz_powm(r, a, e, m);
+
+    /// <summary>
+    /// A fixed-size array of mpz_t living in native memory, each pre-sized to <c>bits</c> so hot loops do not
+    /// reallocate. Values are imported from BigInteger once and exported once: the loops in between stay in GMP.
+    /// Not thread-safe for writes; concurrent reads are fine.
+    /// </summary>
+    internal sealed class Vector : IDisposable
+    {
+        byte* block;
+        public int Count { get; }
+
+        public Vector(int count, long bits)
+        {
+            Count = count;
+            block = (byte*)NativeMemory.AllocZeroed((nuint)Math.Max(1, count) * MpzSize);
+            for (var i = 0; i < count; i++) mpz_init2(block + (long)i * MpzSize, (nuint)Math.Max(64, bits));
+        }
+
+        public static Vector From(ReadOnlySpan<BigInteger> values, long bits)
+        {
+            var v = new Vector(values.Length, bits);
+            for (var i = 0; i < values.Length; i++) v.Set(i, values[i]);
+            return v;
+        }
+
+        /// <summary>The i-th mpz_t; valid while this vector is alive (callers keep a reference).</summary>
+        public void* this[int i]
+        {
+            get
+            {
+                if ((uint)i >= (uint)Count || block == null) throw new IndexOutOfRangeException();
+                return block + (long)i * MpzSize;
+            }
+        }
+
+        public void Set(int i, BigInteger value) { Context.Set(this[i], value); GC.KeepAlive(this); }
+
+        public BigInteger Get(int i) { var r = Context.Get(this[i]); GC.KeepAlive(this); return r; }
+
+        public void Dispose() { Free(); GC.SuppressFinalize(this); }
+
+        ~Vector() => Free();
+
+        void Free()
+        {
+            if (block == null) return;
+            for (var i = 0; i < Count; i++) mpz_clear(block + (long)i * MpzSize);
+            NativeMemory.Free(block);
+            block = null;
         }
     }
 }

@@ -61,8 +61,24 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
     internal PaillierCiphertext Encrypt(BigInteger m, BigInteger obfuscator) =>
         new(BigMath.ModMul(1 + ToPlain(m) * N, obfuscator, NSquared));
 
-    /// <summary>A fresh r^n mod n^2 for uniform r in Z*_n: the expensive part of encryption.</summary>
+    /// <summary>A fresh r^n mod n^2 for uniform r in Z*_n (textbook): the expensive part of encryption.</summary>
     public BigInteger NewObfuscator() => BigMath.ModPow(BigMath.RandomUnit(N), N, NSquared);
+
+    FixedBaseObfuscator? fixedBase;
+
+    /// <summary>True when <see cref="NewFastObfuscator"/> uses the fixed-base (DJN) table, i.e. GMP is in use.</summary>
+    public bool HasFastObfuscator => BigMath.UsesGmp;
+
+    /// <summary>
+    /// A fresh n-th residue h_s^alpha mod n^2 from the fixed-base table (<see cref="FixedBaseObfuscator"/>: security
+    /// assumption and speed there), built on first use; the textbook <see cref="NewObfuscator"/> without GMP.
+    /// </summary>
+    public BigInteger NewFastObfuscator()
+    {
+        if (!BigMath.UsesGmp) return NewObfuscator();
+        if (fixedBase == null) Interlocked.CompareExchange(ref fixedBase, new FixedBaseObfuscator(this), null);
+        return fixedBase.Next();
+    }
 
     /// <summary>E(a) * E(b) = E(a + b mod n).</summary>
     public PaillierCiphertext Add(PaillierCiphertext a, PaillierCiphertext b) => new(BigMath.ModMul(a.Value, b.Value, NSquared));
@@ -83,7 +99,7 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
     }
 
     /// <summary>Same plaintext, fresh randomness: c * r^n.</summary>
-    public PaillierCiphertext Rerandomize(PaillierCiphertext a) => new(BigMath.ModMul(a.Value, NewObfuscator(), NSquared));
+    public PaillierCiphertext Rerandomize(PaillierCiphertext a) => new(BigMath.ModMul(a.Value, NewFastObfuscator(), NSquared));
 
     /// <summary>Fixed-length big-endian bytes of one ciphertext.</summary>
     public byte[] ToBytes(PaillierCiphertext c)
