@@ -11,15 +11,28 @@ public class KernelTests
     static readonly PaillierPublicKey Pk = Sk.PublicKey;
 
     [Fact]
-    public void GmpVectorsRoundTrip()
+    public unsafe void MontgomeryVectorsRoundTripAndMultiply()
     {
-        var values = new[] { BigInteger.Zero, BigInteger.One, Pk.N, Pk.NSquared - 1, BigMath.RandomBelow(Pk.NSquared), BigInteger.One << 5000 };
-        using var v = Gmp.Vector.From(values, 64);
-        Assert.Equal(values.Length, v.Count);
-        for (var i = 0; i < values.Length; i++) Assert.Equal(values[i], v.Get(i));
-        v.Set(2, 12345);
-        Assert.Equal(12345, v.Get(2));
-        Assert.Throws<IndexOutOfRangeException>(() => v.Get(values.Length));
+        Assert.True(Montgomery.Available, "GMP's mpn layer should load and pass its self-test");
+        foreach (var m in new[] { Pk.NSquared, Keys.Paillier2048.PublicKey.NSquared, Pk.N, new BigInteger(1000003) })
+        {
+            var values = new[] { BigInteger.Zero, BigInteger.One, m - 1, m / 2, BigMath.RandomBelow(m), BigMath.RandomBelow(m) };
+            using var mont = new Montgomery(m);
+            using var s = new Montgomery.Scratch(mont.Limbs);
+            using var v = mont.ImportAll(values, s);
+            Assert.Equal(values.Length, v.Count);
+            for (var i = 0; i < values.Length; i++) Assert.Equal(values[i], mont.Export(v[i], s));
+            for (var i = 0; i + 1 < values.Length; i++)
+            {
+                mont.Mul(v[i], v[i], v[i + 1], s); // aliasing the output with an input
+                Assert.Equal(values[i] * values[i + 1] % m, mont.Export(v[i], s));
+            }
+            mont.Mul(v[5], v[5], v[5], s);
+            Assert.Equal(values[5] * values[5] % m, mont.Export(v[5], s));
+            mont.Import(v[0], m + 5, s); // reduced on import
+            Assert.Equal(5, mont.Export(v[0], s));
+            Assert.Throws<IndexOutOfRangeException>(() => { var _ = v[values.Length]; });
+        }
     }
 
     [Theory]
@@ -42,8 +55,10 @@ public class KernelTests
         if (count > 3) { exps[^1] = long.MinValue; exps[^2] = long.MaxValue; }
         var expected = BigInteger.One;
         for (var k = 0; k < count; k++) expected = BigMath.ModMul(expected, BigMath.ModPow(bases[k], exps[k], m), m);
-        using var v = Gmp.Vector.From(bases, m.GetBitLength());
-        using var kernel = new MultiExp(m, 6);
+        using var mont = new Montgomery(m);
+        using var scratch = new Montgomery.Scratch(mont.Limbs);
+        using var v = mont.ImportAll(bases, scratch);
+        using var kernel = new MultiExp(mont, 6);
         Assert.Equal(expected, kernel.Compute(v, 0, exps));
         Assert.Equal(expected, kernel.Compute(v, 0, exps)); // buckets are emptied between calls
         Assert.Equal(BigInteger.One, kernel.Compute(v, 0, new long[count]));

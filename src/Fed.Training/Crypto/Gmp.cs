@@ -24,10 +24,17 @@ internal static unsafe class Gmp
     static readonly delegate* unmanaged<void*, nuint, int, nuint, int, nuint, void*, void> mpz_import;
     static readonly delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*> mpz_export;
     static readonly delegate* unmanaged<void*, int, nuint> mpz_sizeinbase;
-    static readonly delegate* unmanaged<void*, nuint, void> mpz_init2;
-    static readonly delegate* unmanaged<void*, void*, void> mpz_set;
+    // mpn layer for Montgomery products (Montgomery.cs); mpn_redc_2 is exported but not in gmp.h, so it is checked
+    // against BigInteger once before use (MpnAvailable).
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, void> mpn_mul_n;
+    static readonly delegate* unmanaged<ulong*, ulong*, nint, void> mpn_sqr;
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong*, ulong> mpn_redc_2;
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong> mpn_sub_n;
 
     public static bool Available { get; }
+
+    /// <summary>The mpn entry points Montgomery needs resolved (whether they compute the right thing is Montgomery's self-test).</summary>
+    internal static bool MpnResolved { get; }
 
     static Gmp()
     {
@@ -46,11 +53,14 @@ internal static unsafe class Gmp
             mpz_import = (delegate* unmanaged<void*, nuint, int, nuint, int, nuint, void*, void>)NativeLibrary.GetExport(lib, "__gmpz_import");
             mpz_export = (delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*>)NativeLibrary.GetExport(lib, "__gmpz_export");
             mpz_sizeinbase = (delegate* unmanaged<void*, int, nuint>)NativeLibrary.GetExport(lib, "__gmpz_sizeinbase");
-            mpz_init2 = (delegate* unmanaged<void*, nuint, void>)NativeLibrary.GetExport(lib, "__gmpz_init2");
-            mpz_set = (delegate* unmanaged<void*, void*, void>)NativeLibrary.GetExport(lib, "__gmpz_set");
             Available = true;
+            mpn_mul_n = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, void>)NativeLibrary.GetExport(lib, "__gmpn_mul_n");
+            mpn_sqr = (delegate* unmanaged<ulong*, ulong*, nint, void>)NativeLibrary.GetExport(lib, "__gmpn_sqr");
+            mpn_redc_2 = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong*, ulong>)NativeLibrary.GetExport(lib, "__gmpn_redc_2");
+            mpn_sub_n = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong>)NativeLibrary.GetExport(lib, "__gmpn_sub_n");
+            MpnResolved = true;
         }
-        catch (EntryPointNotFoundException) { Available = false; }
+        catch (EntryPointNotFoundException) { }
     }
 
     [ThreadStatic] static Context? current;
@@ -105,7 +115,7 @@ internal static unsafe class Gmp
             return mpz_probab_prime_p(a, reps) != 0;
         }
 
-        internal static void Set(void* z, BigInteger v)
+        static void Set(void* z, BigInteger v)
         {
             if (v.Sign < 0) throw new ArgumentOutOfRangeException(nameof(v), "GMP bridge takes non-negative values");
             int len = v.GetByteCount(isUnsigned: true);
@@ -114,7 +124,7 @@ internal static unsafe class Gmp
             fixed (byte* p = buf) mpz_import(z, (nuint)len, -1, 1, 0, 0, p);
         }
 
-        internal static BigInteger Get(void* z)
+        static BigInteger Get(void* z)
         {
             int len = (int)((mpz_sizeinbase(z, 2) + 7) / 8);
             Span<byte> buf = len <= 1024 ? stackalloc byte[len] : new byte[len];
@@ -125,69 +135,15 @@ internal static unsafe class Gmp
         }
     }
 
-    /// <summary>r = a * b mod m through tmp (r may alias a or b; tmp must not alias anything).</summary>
-    internal static void MulMod(void* r, void* a, void* b, void* m, void* tmp)
+    /// <summary>t[0..2n) = a * b (t must not overlap a or b; a == b squares).</summary>
+    internal static void MulN(ulong* t, ulong* a, ulong* b, int n)
     {
-        mpz_mul(tmp, a, b);
-        mpz_mod(r, tmp, m);
+        if (a == b) mpn_sqr(t, a, n); else mpn_mul_n(t, a, b, n);
     }
 
-    internal static void Copy(void* r, void* a) => mpz_set(r, a);
-
-    /// <summary>r = a^-1 mod m; false if not invertible.</summary>
-    internal static bool Invert(void* r, void* a, void* m) => mpz_invert(r, a, m) != 0;
-
-    /// <summary>r = a^e mod m for a public exponent (not constant time).</summary>
-    internal static void Pow(void* r, void* a, void* e, void* m) => mpz_powm(r, a, e, m);
-
-    /// <summary>
-    /// A fixed-size array of mpz_t living in native memory, each pre-sized to <c>bits</c> so hot loops do not
-    /// reallocate. Values are imported from BigInteger once and exported once: the loops in between stay in GMP.
-    /// Not thread-safe for writes; concurrent reads are fine.
-    /// </summary>
-    internal sealed class Vector : IDisposable
+    /// <summary>r = t / B^n mod m (Montgomery reduction of the 2n-limb t, clobbered), r &lt; B^n; mip = -1/m mod B^2.</summary>
+    internal static void Redc(ulong* r, ulong* t, ulong* m, int n, ulong* mip)
     {
-        byte* block;
-        public int Count { get; }
-
-        public Vector(int count, long bits)
-        {
-            Count = count;
-            block = (byte*)NativeMemory.AllocZeroed((nuint)Math.Max(1, count) * MpzSize);
-            for (var i = 0; i < count; i++) mpz_init2(block + (long)i * MpzSize, (nuint)Math.Max(64, bits));
-        }
-
-        public static Vector From(ReadOnlySpan<BigInteger> values, long bits)
-        {
-            var v = new Vector(values.Length, bits);
-            for (var i = 0; i < values.Length; i++) v.Set(i, values[i]);
-            return v;
-        }
-
-        /// <summary>The i-th mpz_t; valid while this vector is alive (callers keep a reference).</summary>
-        public void* this[int i]
-        {
-            get
-            {
-                if ((uint)i >= (uint)Count || block == null) throw new IndexOutOfRangeException();
-                return block + (long)i * MpzSize;
-            }
-        }
-
-        public void Set(int i, BigInteger value) { Context.Set(this[i], value); GC.KeepAlive(this); }
-
-        public BigInteger Get(int i) { var r = Context.Get(this[i]); GC.KeepAlive(this); return r; }
-
-        public void Dispose() { Free(); GC.SuppressFinalize(this); }
-
-        ~Vector() => Free();
-
-        void Free()
-        {
-            if (block == null) return;
-            for (var i = 0; i < Count; i++) mpz_clear(block + (long)i * MpzSize);
-            NativeMemory.Free(block);
-            block = null;
-        }
+        if (mpn_redc_2(r, t, m, n, mip) != 0) mpn_sub_n(r, r, m, n);
     }
 }

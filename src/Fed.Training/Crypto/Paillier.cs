@@ -66,8 +66,8 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
 
     FixedBaseObfuscator? fixedBase;
 
-    /// <summary>True when <see cref="NewFastObfuscator"/> uses the fixed-base (DJN) table, i.e. GMP is in use.</summary>
-    public bool HasFastObfuscator => BigMath.UsesGmp;
+    /// <summary>True when <see cref="NewFastObfuscator"/> uses the fixed-base (DJN) table (GMP's mpn layer is in use).</summary>
+    public bool HasFastObfuscator => Montgomery.Available;
 
     /// <summary>
     /// A fresh n-th residue h_s^alpha mod n^2 from the fixed-base table (<see cref="FixedBaseObfuscator"/>: security
@@ -75,7 +75,7 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
     /// </summary>
     public BigInteger NewFastObfuscator()
     {
-        if (!BigMath.UsesGmp) return NewObfuscator();
+        if (!Montgomery.Available) return NewObfuscator();
         if (fixedBase == null) Interlocked.CompareExchange(ref fixedBase, new FixedBaseObfuscator(this), null);
         return fixedBase.Next();
     }

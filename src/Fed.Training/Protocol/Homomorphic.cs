@@ -1,6 +1,7 @@
 using System.Numerics;
 using Fed.Core;
 using Fed.Training.Crypto;
+using Fed.Training.Train;
 
 namespace Fed.Training.Protocol;
 
@@ -12,15 +13,16 @@ public static class Homomorphic
 
     /// <summary>
     /// out[f] = prod_k cts[offset + k]^(scalars[k][f]) = E(sum_k scalars[k][f] * m_k) for f in 0..width-1.
-    /// With GMP: the ciphertexts are imported into native mpz values once and each output is one Pippenger
+    /// With GMP: the ciphertexts are imported into native Montgomery form once and each output is one Pippenger
     /// multi-exponentiation over them (<see cref="MultiExp"/>), outputs spread over all cores.
     /// </summary>
     public static PaillierCiphertext[] Dot(PaillierPublicKey key, PaillierCiphertext[] cts, int offset, int count, long[][] scalars, int width)
     {
-        if (!BigMath.UsesGmp) return DotNaive(key, cts, offset, count, scalars, width);
+        if (!Montgomery.Available) return DotNaive(key, cts, offset, count, scalars, width);
         var result = new PaillierCiphertext[width];
-        using var bases = Bases(key, cts, offset, count);
-        Parallel.For(0, width, () => (Kernel: new MultiExp(key.NSquared, MultiExp.Window(count, 24)), Column: new long[count]),
+        using var mont = new Montgomery(key.NSquared);
+        using var bases = Bases(mont, cts, offset, count);
+        Parallel.For(0, width, () => (Kernel: new MultiExp(mont, MultiExp.Window(count, 24)), Column: new long[count]),
             (f, _, local) =>
             {
                 for (var k = 0; k < count; k++) local.Column[k] = scalars[k][f];
@@ -51,15 +53,16 @@ public static class Homomorphic
         var nsq = key.NSquared;
         var chunks = Math.Max(1, Math.Min(Environment.ProcessorCount, cts.Length / 64));
         var parts = new BigInteger[chunks];
-        var small = BigMath.UsesGmp && scalars.All(e => e >= long.MinValue && e <= long.MaxValue);
+        var small = Montgomery.Available && scalars.All(e => e >= long.MinValue && e <= long.MaxValue);
         Parallel.For(0, chunks, t =>
         {
             int from = (int)((long)cts.Length * t / chunks), to = (int)((long)cts.Length * (t + 1) / chunks);
             if (!small) { parts[t] = WeightedSumNaive(key, cts.AsSpan(from, to - from), scalars.AsSpan(from, to - from)).Value; return; }
             var e = new long[to - from];
             for (var k = 0; k < e.Length; k++) e[k] = (long)scalars[from + k];
-            using var bases = Bases(key, cts, from, to - from);
-            using var kernel = new MultiExp(nsq, MultiExp.Window(e.Length, 48));
+            using var mont = new Montgomery(nsq);
+            using var bases = Bases(mont, cts, from, to - from);
+            using var kernel = new MultiExp(mont, MultiExp.Window(e.Length, 48));
             parts[t] = kernel.Compute(bases, 0, e);
         });
         var r = BigInteger.One;
@@ -83,11 +86,10 @@ public static class Homomorphic
         return new PaillierCiphertext(neg.IsOne ? pos : BigMath.ModMul(pos, BigMath.ModInverse(neg, nsq), nsq));
     }
 
-    static Gmp.Vector Bases(PaillierPublicKey key, PaillierCiphertext[] cts, int offset, int count)
+    static Montgomery.Vector Bases(Montgomery mont, PaillierCiphertext[] cts, int offset, int count)
     {
-        var bases = new Gmp.Vector(count, key.NSquared.GetBitLength() + 64);
-        for (var k = 0; k < count; k++) bases.Set(k, cts[offset + k].Value);
-        return bases;
+        using var scratch = new Montgomery.Scratch(mont.Limbs);
+        return mont.ImportAll(cts.AsSpan(offset, count).ToArray().Select(c => c.Value).ToArray(), scratch);
     }
 
     /// <summary>Elementwise E(a_i + b_i).</summary>
@@ -109,7 +111,7 @@ public static class Homomorphic
             for (var f = 0; f < x.Length; f++)
             {
                 if (Math.Abs(x[f]) >= limit) throw new BadInputException($"a standardized feature value {x[f]} is too large for {bits} fixed-point bits; check the data for outliers");
-                r[f] = (long)Math.Round(Math.ScaleB(x[f], bits));
+                r[f] = Objective.FeatureScalar(x[f], bits);
             }
             if (appendOne) r[^1] = 1L << bits;
             return r;
