@@ -8,6 +8,9 @@ namespace Fed.Training.Protocol;
 /// <summary>Homomorphic building blocks of the protocol, parallel across cores.</summary>
 public static class Homomorphic
 {
+    // Bounded: the CPU-bound kernels must leave thread-pool threads for the party's HTTP endpoint (health checks).
+    static readonly ParallelOptions Cores = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+
     /// <summary>round(x * 2^bits) as a signed integer (a plaintext scalar for ciphertext-times-plaintext).</summary>
     public static BigInteger Scalar(double x, int bits) => FixedPointCodec.ScaleRound(x, bits);
 
@@ -22,7 +25,7 @@ public static class Homomorphic
         var result = new PaillierCiphertext[width];
         using var mont = new Montgomery(key.NSquared);
         using var bases = Bases(mont, cts, offset, count);
-        Parallel.For(0, width, () => (Kernel: new MultiExp(mont, MultiExp.Window(count, 24)), Column: new long[count]),
+        Parallel.For(0, width, Cores, () => (Kernel: new MultiExp(mont, MultiExp.Window(count, 24)), Column: new long[count]),
             (f, _, local) =>
             {
                 for (var k = 0; k < count; k++) local.Column[k] = scalars[k][f];
@@ -37,7 +40,7 @@ public static class Homomorphic
     internal static PaillierCiphertext[] DotNaive(PaillierPublicKey key, PaillierCiphertext[] cts, int offset, int count, long[][] scalars, int width)
     {
         var result = new PaillierCiphertext[width];
-        Parallel.For(0, width, f =>
+        Parallel.For(0, width, Cores, f =>
         {
             var s = new BigInteger[count];
             for (var k = 0; k < count; k++) s[k] = scalars[k][f];
@@ -54,7 +57,7 @@ public static class Homomorphic
         var chunks = Math.Max(1, Math.Min(Environment.ProcessorCount, cts.Length / 64));
         var parts = new BigInteger[chunks];
         var small = Montgomery.Available && scalars.All(e => e >= long.MinValue && e <= long.MaxValue);
-        Parallel.For(0, chunks, t =>
+        Parallel.For(0, chunks, Cores, t =>
         {
             int from = (int)((long)cts.Length * t / chunks), to = (int)((long)cts.Length * (t + 1) / chunks);
             if (!small) { parts[t] = WeightedSumNaive(key, cts.AsSpan(from, to - from), scalars.AsSpan(from, to - from)).Value; return; }
@@ -96,7 +99,7 @@ public static class Homomorphic
     public static PaillierCiphertext[] Add(PaillierPublicKey key, PaillierCiphertext[] a, PaillierCiphertext[] b)
     {
         var r = new PaillierCiphertext[a.Length];
-        Parallel.For(0, a.Length, i => r[i] = key.Add(a[i], b[i]));
+        Parallel.For(0, a.Length, Cores, i => r[i] = key.Add(a[i], b[i]));
         return r;
     }
 
@@ -127,7 +130,7 @@ public static class Homomorphic
     public static PaillierCiphertext[] Mask(PaillierPublicKey key, PaillierCiphertext[] cts, BigInteger[] masks)
     {
         var r = new PaillierCiphertext[cts.Length];
-        Parallel.For(0, cts.Length, i => r[i] = key.AddPlain(key.Rerandomize(cts[i]), masks[i]));
+        Parallel.For(0, cts.Length, Cores, i => r[i] = key.AddPlain(key.Rerandomize(cts[i]), masks[i]));
         return r;
     }
 
