@@ -112,6 +112,17 @@ public class KernelTests
     }
 
     [Fact]
+    public void GeneratedKeysAreAdmissibleForTheFixedBase()
+    {
+        foreach (var sk in new[] { Sk, Keys.Paillier2048 })
+        {
+            Assert.Equal(3, (int)(sk.P % 4));
+            Assert.Equal(3, (int)(sk.Q % 4));
+            Assert.Equal(2, (int)BigInteger.GreatestCommonDivisor(sk.P - 1, sk.Q - 1));
+        }
+    }
+
+    [Fact]
     public void TextbookPublicKeyPathStillWorks()
     {
         using var enc = new PaillierEncryptor(Pk) { Textbook = true };

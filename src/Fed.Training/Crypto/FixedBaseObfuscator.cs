@@ -9,20 +9,22 @@ namespace Fed.Training.Crypto;
 /// in [0, 2^(bits(n) + 128)). h_s^alpha = (h^alpha)^n is an n-th residue, so (1 + m n) h_s^alpha decrypts to m
 /// exactly like a textbook ciphertext.
 ///
-/// Security argument (stated as an assumption, not a new proof): ord(h) &lt; n &lt; 2^bits(n), so alpha mod ord(h)
-/// is within 2^-128 of uniform and h_s^alpha is statistically a uniform n-th residue of the subgroup &lt;h&gt;
-/// of Z*_n instead of all of Z*_n. DJN ("A generalization of Paillier's public-key system...", the variant with
-/// h = -x^2 and h_s = h^(n^s)) base semantic security of this variant on DCR when &lt;h&gt; is (a large subgroup
-/// of) the Jacobi-symbol-1 subgroup; with Fed's random (non-safe) primes &lt;h&gt; may have a small index there,
-/// and we rely on the DJN-style assumption that n-th residues of uniform elements of &lt;h&gt; are
-/// indistinguishable from n-th residues of uniform elements of Z*_n. We do not use DJN's short-exponent variant
-/// (alpha of bits(n)/2 bits), which needs a further assumption. h_s is never sent: it stays with the encryptor,
-/// which cannot help an adversary (one that knew h_s is the case DJN cover).
+/// Security argument (DJN's, with a full-length exponent): Fed's key generation makes n admissible (p = q = 3 mod 4,
+/// gcd(p-1, q-1) = 2), so the group J_n of Jacobi symbol 1 ({+-1} x QR_n) is cyclic of order lambda and h = -x^2
+/// generates it whenever x^2 generates QR_n (probability close to 1 for random primes; otherwise &lt;h&gt; has a
+/// small index in J_n). ord(h) &lt; n &lt; 2^bits(n), so alpha mod ord(h) is within 2^-128 of uniform and h_s^alpha is
+/// statistically a uniform n-th residue of an element of J_n. Given a DCR sample z one can map it into that set
+/// (the Jacobi symbol of z mod n is computable; multiply by u^n for a known u of symbol -1 when needed), so
+/// distinguishing these ciphertexts from textbook ones reduces to DCR, as DJN argue for this variant. Assumption,
+/// stated plainly: DCR, plus &lt;h&gt; = J_n (or the small-index case being equally hard). DJN's short-exponent
+/// variant (alpha of bits(n)/2 bits, as in ABY or SecretFlow HEU) needs a further assumption and is not used.
+/// The encryptor never sends h_s; an adversary that knew it is the case DJN's argument covers. The textbook
+/// r^n path stays available (<see cref="PaillierEncryptor.Textbook"/>).
 /// The table lookups depend on alpha, so like mpz_powm (and FATE's gmpy2) this is not constant time.
 ///
 /// Speed: a window-8 fixed-base table T[i][j] = h_s^(j 256^i) in Montgomery form (built once per key: bits/8 x 255
-/// products, about 9 MB at 1024-bit n, 35 MB at 2048) makes each obfuscator about bits(n)/8 + 16 multiplications mod n^2 instead of
-/// a bits(n)-bit modpow (about 1.2 bits(n) multiplications). The digits of alpha are its random bytes.
+/// products, about 9 MB at 1024-bit n, 35 MB at 2048) makes each obfuscator about bits(n)/8 + 16 multiplications
+/// mod n^2 instead of a bits(n)-bit modpow (about 1.2 bits(n) multiplications). The digits of alpha are its bytes.
 /// Thread-safe (the table is read-only after construction).
 /// </summary>
 internal sealed unsafe class FixedBaseObfuscator : IDisposable

@@ -8,7 +8,8 @@ public readonly record struct PaillierCiphertext(BigInteger Value);
 /// <summary>Paillier key generation (g = n + 1).</summary>
 public static class Paillier
 {
-    /// <summary>Generates a key pair with an n of exactly <paramref name="bits"/> bits (1024 for tests, 2048 for production).</summary>
+    /// <summary>Generates a key pair with an n of exactly <paramref name="bits"/> bits (1024 for tests, 2048 for production);
+    /// p = q = 3 mod 4 and gcd(p-1, q-1) = 2 (an admissible modulus for the DJN obfuscator).</summary>
     public static PaillierPrivateKey GenerateKeyPair(int bits = 2048)
     {
         if (bits is < 512 or > 8192 || bits % 16 != 0) throw new ArgumentOutOfRangeException(nameof(bits));
@@ -20,6 +21,8 @@ public static class Paillier
             if (BigInteger.Abs(p - q).GetBitLength() < bits / 2 - 100) continue;
             var n = p * q;
             if (n.GetBitLength() != bits || !BigInteger.GreatestCommonDivisor(n, (p - 1) * (q - 1)).IsOne) continue;
+            // Admissible for DJN (with p = q = 3 mod 4): the Jacobi-symbol-1 subgroup of Z*_n is cyclic, see FixedBaseObfuscator.
+            if (BigInteger.GreatestCommonDivisor(p - 1, q - 1) != 2) continue;
             return new PaillierPrivateKey(p, q);
         }
     }
