@@ -36,7 +36,9 @@ public static class BigMath
                        : BigInteger.ModPow(value, exponent, modulus);
     }
 
-    internal static BigInteger ModMul(BigInteger x, BigInteger y, BigInteger modulus) => Mod(x * y, modulus);
+    /// <summary>x y mod modulus; GMP for non-negative operands (about 10x BigInteger's multiply + remainder at 4096 bits).</summary>
+    internal static BigInteger ModMul(BigInteger x, BigInteger y, BigInteger modulus) =>
+        UsesGmp && x.Sign >= 0 && y.Sign >= 0 ? Gmp.Current.ModMul(x, y, modulus) : Mod(x * y, modulus);
 
     /// <summary>x^-1 mod modulus; throws if not invertible.</summary>
     internal static BigInteger ModInverse(BigInteger x, BigInteger modulus)
