@@ -24,8 +24,17 @@ internal static unsafe class Gmp
     static readonly delegate* unmanaged<void*, nuint, int, nuint, int, nuint, void*, void> mpz_import;
     static readonly delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*> mpz_export;
     static readonly delegate* unmanaged<void*, int, nuint> mpz_sizeinbase;
+    // mpn layer for Montgomery products (Montgomery.cs); mpn_redc_2 is exported but not in gmp.h, so it is checked
+    // against BigInteger once before use (MpnAvailable).
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, void> mpn_mul_n;
+    static readonly delegate* unmanaged<ulong*, ulong*, nint, void> mpn_sqr;
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong*, ulong> mpn_redc_2;
+    static readonly delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong> mpn_sub_n;
 
     public static bool Available { get; }
+
+    /// <summary>The mpn entry points Montgomery needs resolved (whether they compute the right thing is Montgomery's self-test).</summary>
+    internal static bool MpnResolved { get; }
 
     static Gmp()
     {
@@ -45,8 +54,13 @@ internal static unsafe class Gmp
             mpz_export = (delegate* unmanaged<void*, nuint*, int, nuint, int, nuint, void*, void*>)NativeLibrary.GetExport(lib, "__gmpz_export");
             mpz_sizeinbase = (delegate* unmanaged<void*, int, nuint>)NativeLibrary.GetExport(lib, "__gmpz_sizeinbase");
             Available = true;
+            mpn_mul_n = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, void>)NativeLibrary.GetExport(lib, "__gmpn_mul_n");
+            mpn_sqr = (delegate* unmanaged<ulong*, ulong*, nint, void>)NativeLibrary.GetExport(lib, "__gmpn_sqr");
+            mpn_redc_2 = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong*, ulong>)NativeLibrary.GetExport(lib, "__gmpn_redc_2");
+            mpn_sub_n = (delegate* unmanaged<ulong*, ulong*, ulong*, nint, ulong>)NativeLibrary.GetExport(lib, "__gmpn_sub_n");
+            MpnResolved = true;
         }
-        catch (EntryPointNotFoundException) { Available = false; }
+        catch (EntryPointNotFoundException) { }
     }
 
     [ThreadStatic] static Context? current;
@@ -119,5 +133,17 @@ internal static unsafe class Gmp
             fixed (byte* p = buf) mpz_export(p, &count, -1, 1, 0, 0, z);
             return new BigInteger(buf[..(int)count], isUnsigned: true, isBigEndian: false);
         }
+    }
+
+    /// <summary>t[0..2n) = a * b (t must not overlap a or b; a == b squares).</summary>
+    internal static void MulN(ulong* t, ulong* a, ulong* b, int n)
+    {
+        if (a == b) mpn_sqr(t, a, n); else mpn_mul_n(t, a, b, n);
+    }
+
+    /// <summary>r = t / B^n mod m (Montgomery reduction of the 2n-limb t, clobbered), r &lt; B^n; mip = -1/m mod B^2.</summary>
+    internal static void Redc(ulong* r, ulong* t, ulong* m, int n, ulong* mip)
+    {
+        if (mpn_redc_2(r, t, m, n, mip) != 0) mpn_sub_n(r, r, m, n);
     }
 }

@@ -8,7 +8,8 @@ public readonly record struct PaillierCiphertext(BigInteger Value);
 /// <summary>Paillier key generation (g = n + 1).</summary>
 public static class Paillier
 {
-    /// <summary>Generates a key pair with an n of exactly <paramref name="bits"/> bits (1024 for tests, 2048 for production).</summary>
+    /// <summary>Generates a key pair with an n of exactly <paramref name="bits"/> bits (1024 for tests, 2048 for production);
+    /// p = q = 3 mod 4 and gcd(p-1, q-1) = 2 (an admissible modulus for the DJN obfuscator).</summary>
     public static PaillierPrivateKey GenerateKeyPair(int bits = 2048)
     {
         if (bits is < 512 or > 8192 || bits % 16 != 0) throw new ArgumentOutOfRangeException(nameof(bits));
@@ -20,6 +21,8 @@ public static class Paillier
             if (BigInteger.Abs(p - q).GetBitLength() < bits / 2 - 100) continue;
             var n = p * q;
             if (n.GetBitLength() != bits || !BigInteger.GreatestCommonDivisor(n, (p - 1) * (q - 1)).IsOne) continue;
+            // Admissible for DJN (with p = q = 3 mod 4): the Jacobi-symbol-1 subgroup of Z*_n is cyclic, see FixedBaseObfuscator.
+            if (BigInteger.GreatestCommonDivisor(p - 1, q - 1) != 2) continue;
             return new PaillierPrivateKey(p, q);
         }
     }
@@ -61,8 +64,24 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
     internal PaillierCiphertext Encrypt(BigInteger m, BigInteger obfuscator) =>
         new(BigMath.ModMul(1 + ToPlain(m) * N, obfuscator, NSquared));
 
-    /// <summary>A fresh r^n mod n^2 for uniform r in Z*_n: the expensive part of encryption.</summary>
+    /// <summary>A fresh r^n mod n^2 for uniform r in Z*_n (textbook): the expensive part of encryption.</summary>
     public BigInteger NewObfuscator() => BigMath.ModPow(BigMath.RandomUnit(N), N, NSquared);
+
+    FixedBaseObfuscator? fixedBase;
+
+    /// <summary>True when <see cref="NewFastObfuscator"/> uses the fixed-base (DJN) table (GMP's mpn layer is in use).</summary>
+    public bool HasFastObfuscator => Montgomery.Available;
+
+    /// <summary>
+    /// A fresh n-th residue h_s^alpha mod n^2 from the fixed-base table (<see cref="FixedBaseObfuscator"/>: security
+    /// assumption and speed there), built on first use; the textbook <see cref="NewObfuscator"/> without GMP.
+    /// </summary>
+    public BigInteger NewFastObfuscator()
+    {
+        if (!Montgomery.Available) return NewObfuscator();
+        if (fixedBase == null) Interlocked.CompareExchange(ref fixedBase, new FixedBaseObfuscator(this), null);
+        return fixedBase.Next();
+    }
 
     /// <summary>E(a) * E(b) = E(a + b mod n).</summary>
     public PaillierCiphertext Add(PaillierCiphertext a, PaillierCiphertext b) => new(BigMath.ModMul(a.Value, b.Value, NSquared));
@@ -83,7 +102,7 @@ public sealed class PaillierPublicKey : IEquatable<PaillierPublicKey>
     }
 
     /// <summary>Same plaintext, fresh randomness: c * r^n.</summary>
-    public PaillierCiphertext Rerandomize(PaillierCiphertext a) => new(BigMath.ModMul(a.Value, NewObfuscator(), NSquared));
+    public PaillierCiphertext Rerandomize(PaillierCiphertext a) => new(BigMath.ModMul(a.Value, NewFastObfuscator(), NSquared));
 
     /// <summary>Fixed-length big-endian bytes of one ciphertext.</summary>
     public byte[] ToBytes(PaillierCiphertext c)

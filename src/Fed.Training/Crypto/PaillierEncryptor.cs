@@ -7,7 +7,8 @@ namespace Fed.Training.Crypto;
 /// Batch encryption/decryption of doubles on all cores, with a pool of precomputed obfuscators r^n mod n^2.
 /// The obfuscator is ~99.9% of an encryption's cost and does not depend on the plaintext, so it can be computed
 /// ahead of time (between training rounds, <see cref="StartPrecompute"/>) and the hot path becomes one
-/// multiplication mod n^2. Given the private key, obfuscators come from the CRT path (3-4x cheaper).
+/// multiplication mod n^2. Given the private key, obfuscators come from the CRT path (3-4x cheaper); with only the
+/// public key from the fixed-base DJN table (<see cref="FixedBaseObfuscator"/>) unless <see cref="Textbook"/>.
 /// Thread-safe.
 /// </summary>
 public sealed class PaillierEncryptor : IDisposable
@@ -21,6 +22,9 @@ public sealed class PaillierEncryptor : IDisposable
     public FixedPointCodec Codec { get; }
     /// <summary>Degree of parallelism of the batch calls (default: all cores).</summary>
     public int Parallelism { get; init; } = Environment.ProcessorCount;
+    /// <summary>Public-key mode only: r^n for uniform r (textbook) instead of the fixed-base DJN obfuscator
+    /// (the default; see <see cref="FixedBaseObfuscator"/> for its security assumption).</summary>
+    public bool Textbook { get; init; }
 
     /// <summary>Encrypts under someone else's public key (no CRT).</summary>
     public PaillierEncryptor(PaillierPublicKey publicKey, FixedPointCodec? codec = null)
@@ -85,7 +89,7 @@ public sealed class PaillierEncryptor : IDisposable
 
     BigInteger TakeObfuscator() => pool.TryDequeue(out var r) ? r : NewObfuscator();
 
-    BigInteger NewObfuscator() => privateKey?.NewObfuscator() ?? PublicKey.NewObfuscator();
+    BigInteger NewObfuscator() => privateKey?.NewObfuscator() ?? (Textbook ? PublicKey.NewObfuscator() : PublicKey.NewFastObfuscator());
 
     ParallelOptions Options() => new() { MaxDegreeOfParallelism = Parallelism };
 

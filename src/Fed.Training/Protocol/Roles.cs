@@ -119,6 +119,13 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                         for (var f = 0; f < d; f++) z += W[c][f] * row[f];
                         zg[c * m + k] = z;
                     }
+                // b encrypted afresh before the hosts' parts arrive (it depends only on z_g and y): with parties on
+                // separate machines this overlaps the hosts' forward encryption instead of following it
+                var offs = new double[K * m];
+                for (var c = 0; c < K; c++)
+                    for (var k = 0; k < m; k++)
+                        offs[c * m + k] = Objective.ResidualOffset(options.Kind, zg[c * m + k], targets[c][batch[k]]);
+                var fresh = enc.EncryptBatch(offs);
                 var fwd = new Message[hosts.Count];
                 for (var h = 0; h < hosts.Count; h++) fwd[h] = await Net.ReceiveAsync(hosts[h], tag + "fwd", ct);
                 var zh = fwd.Select((f, h) => f.Ciphertexts("z", key, K * m, $"forward of {hosts[h]}")).ToArray();
@@ -129,12 +136,8 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                     await Net.SendAsync(hosts[h], tag + "zprev", new Message().Ciphertexts("z", key, Z), ct);
                     Z = Homomorphic.Add(key, Z, zh[h]);
                 }
-                // [[Z + b]] with b encrypted afresh (re-randomizes: the hosts cannot strip their own [[z_h]])
-                var offs = new double[K * m];
-                for (var c = 0; c < K; c++)
-                    for (var k = 0; k < m; k++)
-                        offs[c * m + k] = Objective.ResidualOffset(options.Kind, zg[c * m + k], targets[c][batch[k]]);
-                var res = Homomorphic.Add(key, Z, enc.EncryptBatch(offs));
+                // [[Z + b]] with the fresh [[b]] (re-randomizes: the hosts cannot strip their own [[z_h]])
+                var res = Homomorphic.Add(key, Z, fresh);
                 foreach (var h in hosts) await Net.SendAsync(h, tag + "res", new Message().Ciphertexts("d", key, res), ct);
                 Time("residual", t1);
 
@@ -382,7 +385,7 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
                     var cts = key.Unpack(msg.Get("ct.g", "gradient"));
                     var t1 = Now;
                     var plainMasked = new BigInteger[cts.Length];
-                    Parallel.For(0, cts.Length, i => plainMasked[i] = sk.Decrypt(cts[i]));
+                    Parallel.For(0, cts.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => plainMasked[i] = sk.Decrypt(cts[i]));
                     lock (Seconds) Time("decrypt", t1);
                     await Net.SendAsync(p, tag + "gradback", new Message().Masked("g", plainMasked, bytes), ct);
                 }));

@@ -15,6 +15,10 @@ public static class Objective
 {
     public const double Ln2 = 0.6931471805599453;
 
+    /// <summary>The fixed-point scalar round(x 2^bits) a standardized feature value becomes in the encrypted gradient
+    /// X^T [[d]]; the plaintext trainer's gradient uses the same quantized value (times 2^-bits).</summary>
+    public static long FeatureScalar(double x, int bits) => (long)Math.Round(Math.ScaleB(x, bits));
+
     /// <summary>Residual scale a: d = a (Z + b).</summary>
     public static double ResidualScale(ModelKind kind) => kind == ModelKind.Linear ? 1.0 : 0.25;
 

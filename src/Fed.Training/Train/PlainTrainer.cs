@@ -23,6 +23,8 @@ public static class PlainTrainer
         var outputs = targets.Length;
         var weights = blocks.Select(b => Enumerable.Range(0, outputs).Select(_ => new double[b.Length == 0 ? 0 : b[0].Length]).ToArray()).ToArray();
         var bias = new double[outputs];
+        // the gradient uses the fixed-point features the encrypted X^T [[d]] uses (the forward pass uses doubles, as the parties do)
+        var quantized = blocks.Select(b => b.Select(r => r.Select(x => Math.ScaleB(Objective.FeatureScalar(x, o.FeatureBits), -o.FeatureBits)).ToArray()).ToArray()).ToArray();
         var losses = new List<double>();
         var stop = "max-iter";
         var epoch = 0;
@@ -56,7 +58,7 @@ public static class PlainTrainer
                         var g = new double[w.Length];
                         for (var k = 0; k < m; k++)
                         {
-                            var x = blocks[p][batch[k]];
+                            var x = quantized[p][batch[k]];
                             for (var f = 0; f < w.Length; f++) g[f] += x[f] * d[k];
                         }
                         for (var f = 0; f < w.Length; f++) w[f] -= o.LearningRate * (g[f] / m + o.L2 * w[f]);

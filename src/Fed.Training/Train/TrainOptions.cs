@@ -20,8 +20,10 @@ public sealed record TrainOptions
     public double? LossThreshold { get; init; }
     public int Seed { get; init; } = 42;
     public int KeyBits { get; init; } = 2048;
-    /// <summary>Fixed-point fraction bits of a (standardized) feature value used as a Paillier scalar.</summary>
-    public int FeatureBits { get; init; } = 32;
+    /// <summary>Fixed-point fraction bits of a (standardized) feature value used as a Paillier scalar in X^T [[d]]
+    /// (quantization error 2^-21; the plaintext trainer quantizes the same way). Fewer bits mean shorter exponents:
+    /// 20 bits keep a multi-exponentiation at two windows for 100,000-row batches.</summary>
+    public int FeatureBits { get; init; } = 20;
     /// <summary>Rows with crc32(id) % 10 &lt; TestBuckets are held out for testing.</summary>
     public int TestBuckets { get; init; } = 3;
     public string ModelId { get; init; } = "fed-model";

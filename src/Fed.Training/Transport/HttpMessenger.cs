@@ -92,6 +92,10 @@ public sealed class HttpMessenger : IMessenger
     /// <summary>Starts the party's endpoint on <paramref name="host"/>:<paramref name="port"/> (0 = any free port).</summary>
     public static async Task<HttpMessenger> StartAsync(string self, X509Certificate2 cert, string host = "127.0.0.1", int port = 0, TransportTimeouts? timeouts = null)
     {
+        // Paillier kernels keep every core busy for minutes; spare pool threads keep /v1/health and message
+        // receipt answering meanwhile (the kernels' parallelism is bounded by the core count).
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 4 * Environment.ProcessorCount + 16), io);
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Logging.ClearProviders();
         HttpMessenger? me = null;
