@@ -382,7 +382,8 @@ public sealed class InitiatorService : ServiceHost
         for (var j = 0; j < records.Count; j++)
         {
             var r = records[j].Record;
-            writes[j] = db.StringSetAsync(PredictionKeys.Record(r.ModelId, r.Version, r.SampleId), r.ToJson(), _ttl);
+            try { writes[j] = db.StringSetAsync(PredictionKeys.Record(r.ModelId, r.Version, r.SampleId), r.ToJson(), _ttl); }
+            catch (Exception e) when (e is RedisException or TimeoutException) { writes[j] = Task.FromException<bool>(e); }
         }
         string? error = null;
         for (var j = 0; j < writes.Length; j++)

@@ -71,7 +71,7 @@ public sealed class ServingBenchmark : IBenchmark
             {
                 ic.RateLimit = new RateLimitConfig { PermitsPerSecond = 10_000_000, Burst = 10_000_000 };
                 foreach (var p in ic.Parties) p.TimeoutMs = 1000;
-            }, log: Environment.GetEnvironmentVariable("XP_LOG") ?? "file:" + Path.Combine(logDir, "{service}.log"));
+            }, log: "file:" + Path.Combine(logDir, "{service}.log"));
             var ids = world.SharedIds;
             using var mux = InitiatorService.ConnectRedis(redis);
             var db = mux.GetDatabase();
