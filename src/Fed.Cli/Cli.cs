@@ -12,12 +12,20 @@ public sealed record CliCommand(string Path, string Summary, IReadOnlyList<CliOp
 {
     public string Usage()
     {
-        var lines = new List<string> { $"usage: fed {Path} {string.Join(' ', Options.Select(o => o.Required ? $"--{o.Name} {(o.Flag ? "" : "V")}".TrimEnd() : $"[--{o.Name}{(o.Flag ? "" : " V")}]"))} [--json]", "", Summary, "", "options:" };
+        var lines = new List<string> { $"usage: fed {Path} {string.Join(' ', Options.Select(Synopsis))} [--json]", "", Summary, "", "options:" };
         foreach (var o in Options)
             lines.Add($"  --{o.Name,-22} {o.Help}{(o.Required ? " (required)" : "")}{(o.Multiple ? " (repeatable)" : "")}{(o.Default is null ? "" : $" (default: {o.Default})")}");
         lines.Add($"  --{"json",-22} machine-readable output on stdout");
         lines.Add($"  --{"help",-22} this text");
         return string.Join('\n', lines);
+    }
+
+    /// <summary>"--model-id MODEL_ID", "[--hour HOUR]", "--party PARTY ..." for a repeatable one.</summary>
+    static string Synopsis(CliOption o)
+    {
+        var text = o.Flag ? $"--{o.Name}" : $"--{o.Name} {o.Name.ToUpperInvariant().Replace('-', '_')}";
+        if (o.Multiple) text += " ...";
+        return o.Required ? text : $"[{text}]";
     }
 }
 

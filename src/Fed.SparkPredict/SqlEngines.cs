@@ -17,8 +17,6 @@ public static class SqlEngine
     {
         if (plan.FeaturesIsFile)
             throw new BadInputException($"--engine sql scores a warehouse feature table, not a file ('{plan.Features}'): load it with 'fed features load' or use --engine local");
-        if (!w.Dialect.SupportsTransactions)
-            throw new BadInputException($"{w.Dialect.Name} has no transactions: use --engine spark-sql (INSERT OVERWRITE ... PARTITION)");
         if (!w.TableExists(plan.Features))
             throw new BadInputException($"no feature table '{plan.Features}' in {w.Description}: load it with 'fed features load'");
         var have = WarehouseFeatureSource.ColumnsOf(w, plan.Features);
@@ -32,18 +30,25 @@ public static class SqlEngine
         var gen = new SqlGenerator(w.Dialect, plan);
         var stats = new ScoringRunResult { Engine = "sql" };
         w.Execute(w.Dialect.CreateTable(Schema.PartialScores(plan.Partition.Hourly)));
-        var del = gen.Delete();
         var ins = gen.Insert();
-        int inserted;
-        using (var tx = w.BeginTransaction())
+        if (w.Dialect.SupportsTransactions)
         {
+            // Delete then insert the partition in one transaction: readers see the old rows or the new, never half.
+            var del = gen.Delete();
+            using var tx = w.BeginTransaction();
             w.Execute(del.Sql, del.Args);
-            inserted = w.Execute(ins.Sql, ins.Args);
+            w.Execute(ins.Sql, ins.Args);
             tx.Commit();
+        }
+        else
+        {
+            // Hive / Spark Thrift Server over ODBC: INSERT OVERWRITE ... PARTITION replaces the partition atomically.
+            w.Execute(ins.Sql, ins.Args);
         }
         stats.ScoreSeconds = sw.Elapsed.TotalSeconds;
         stats.Coverage = Coverage(w, gen, plan.Model, stats.Rejected);
-        stats.RowsScored = inserted / plan.Model.OutputCount;
+        // Counted from the coverage (Hive drivers report no affected-row count for INSERT OVERWRITE).
+        stats.RowsScored = stats.Coverage.RowsScored;
         stats.RowsRejected = stats.Coverage.RowsRejected;
         stats.Output = $"{w.Description} {gen.TableName} {plan.Partition}";
         stats.TotalSeconds = sw.Elapsed.TotalSeconds;

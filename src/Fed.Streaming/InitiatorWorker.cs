@@ -31,6 +31,7 @@ public sealed class InitiatorWorker : WorkerBase
     readonly List<Join> _ready = new();
     readonly List<Join> _expired = new();
     readonly List<(TopicPartition, long)> _releaseAfterFlush = new();
+    readonly PartialScoreReader _partials = new();
 
     sealed class Join
     {
@@ -71,6 +72,7 @@ public sealed class InitiatorWorker : WorkerBase
             while (!ct.IsCancellationRequested)
             {
                 MaybeEmitMetrics();
+                ReleaseDelivered();
                 // Backpressure: too many requests waiting for their parties -> stop reading until windows close.
                 SetPaused(_open.Count >= _config.MaxOpenJoins);
                 var t0 = Stopwatch.GetTimestamp();
@@ -89,24 +91,31 @@ public sealed class InitiatorWorker : WorkerBase
                 if (_ready.Count > 0 || _expired.Count > 0)
                     if (!WriteRedis(ct)) break;
                 var t3 = Stopwatch.GetTimestamp();
+                // The batch's offsets are released once Redis holds its records (above) and the broker acknowledged its events.
+                var offsets = Producer.Open.Offsets;
                 foreach (var j in _ready)
+                {
                     Producer.Add(_config.ScoresTopic, j.RequestId, OutputMessages.Scored(j.Value!));
+                    offsets.AddRange(j.Offsets);
+                }
                 foreach (var j in _expired)
+                {
                     if (j.Value is not null) Producer.Add(_config.StatusTopic, j.RequestId, System.Text.Encoding.UTF8.GetBytes(j.Value));
-                if (Producer.Count > 0 && !Producer.FlushAll(ct)) break;
-                var t4 = Stopwatch.GetTimestamp();
-                foreach (var j in _ready) foreach (var (tp, o) in j.Offsets) Offsets.Done(tp, o);
-                foreach (var j in _expired) foreach (var (tp, o) in j.Offsets) Offsets.Done(tp, o);
-                foreach (var (tp, o) in _releaseAfterFlush) Offsets.Done(tp, o);
+                    offsets.AddRange(j.Offsets);
+                }
+                offsets.AddRange(_releaseAfterFlush);
                 Interlocked.Add(ref Metrics.EventsOut, _ready.Count);
                 _ready.Clear();
                 _expired.Clear();
                 _releaseAfterFlush.Clear();
-                StoreAdvanced();
+                var t4 = Stopwatch.GetTimestamp();
+                if (offsets.Count > 0 && !SealBatch(ct)) break;
+                var t5 = Stopwatch.GetTimestamp();
                 Metrics.AddStage("consume", (t1 - t0) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("join_combine", (t2 - t1) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("redis", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("produce", (t4 - t3) * 1000.0 / Stopwatch.Frequency);
+                Metrics.AddStage("wait_delivery", (t5 - t4) * 1000.0 / Stopwatch.Frequency);
             }
         }
         finally
@@ -121,7 +130,7 @@ public sealed class InitiatorWorker : WorkerBase
         ModelSignature sig;
         try
         {
-            p = PartialScoreMessage.Parse(m.Message.Value ?? []);
+            p = _partials.Read(m.Message.Value ?? []);
             sig = Signature(p.ModelId, p.Version);
             if (Array.IndexOf(sig.Parties, p.Party) < 0)
                 throw new MalformedMessageException("bad_partial", $"model '{p.ModelId}' v{p.Version} has no party '{p.Party}' (parties: {string.Join(", ", sig.Parties)})");

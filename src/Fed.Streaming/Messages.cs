@@ -31,41 +31,11 @@ public sealed class FeatureEvent
 
     public static FeatureEvent Parse(ReadOnlySpan<byte> utf8)
     {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 8 }); }
-        catch (JsonException e) { throw new MalformedMessageException("malformed", $"not valid JSON: {e.Message}"); }
-        using (doc)
-        {
-            var r = doc.RootElement;
-            if (r.ValueKind != JsonValueKind.Object) throw new MalformedMessageException("malformed", "expected a JSON object");
-            var eventId = Id(r, "event_id");
-            var sampleId = Id(r, "sample_id");
-            if (!r.TryGetProperty("model_ids", out var mi) || mi.ValueKind != JsonValueKind.Array || mi.GetArrayLength() == 0)
-                throw new MalformedMessageException("malformed", "model_ids: expected a non-empty array of model ids");
-            var models = new string[mi.GetArrayLength()];
-            var i = 0;
-            foreach (var m in mi.EnumerateArray())
-            {
-                if (m.ValueKind != JsonValueKind.String) throw new MalformedMessageException("malformed", $"model_ids[{i}]: expected a string");
-                try { models[i++] = Identifiers.ModelId(m.GetString()!); }
-                catch (BadInputException e) { throw new MalformedMessageException("malformed", $"model_ids[{i - 1}]: {e.Message}"); }
-            }
-            if (!r.TryGetProperty("features", out var fe) || fe.ValueKind != JsonValueKind.Object)
-                throw new MalformedMessageException("malformed", "features: expected an object of name: number|null");
-            var features = new Dictionary<string, double>(StringComparer.Ordinal);
-            foreach (var p in fe.EnumerateObject())
-            {
-                double v;
-                if (p.Value.ValueKind == JsonValueKind.Null) v = double.NaN;
-                else if (p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetDouble(out v) && double.IsFinite(v)) { }
-                else throw new MalformedMessageException("malformed", $"features.{Short(p.Name)}: expected a finite number or null, got {p.Value.ValueKind}");
-                if (!features.TryAdd(p.Name, v)) throw new MalformedMessageException("malformed", $"features.{Short(p.Name)}: given twice");
-            }
-            if (!r.TryGetProperty("event_time", out var et) || et.ValueKind != JsonValueKind.String
-                || !DateTimeOffset.TryParse(et.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out _))
-                throw new MalformedMessageException("malformed", "event_time: expected an ISO 8601 time string");
-            return new FeatureEvent { EventId = eventId, SampleId = sampleId, ModelIds = models, Features = features, EventTime = et.GetString()! };
-        }
+        var r = new FeatureEventReader();
+        r.Read(utf8);
+        var features = new Dictionary<string, double>(r.FeatureCount, StringComparer.Ordinal);
+        for (var i = 0; i < r.FeatureCount; i++) features[r.FeatureName(i).ToString()] = r.FeatureValue(i);
+        return new FeatureEvent { EventId = r.EventId, SampleId = r.SampleId, ModelIds = (string[])r.ModelIds.Clone(), Features = features, EventTime = r.EventTime };
     }
 
     public byte[] ToJson()
@@ -87,16 +57,6 @@ public sealed class FeatureEvent
             w.WriteEndObject();
         }
         return ms.ToArray();
-    }
-
-    internal static string Id(JsonElement r, string name)
-    {
-        if (!r.TryGetProperty(name, out var e) || e.ValueKind != JsonValueKind.String)
-            throw new MalformedMessageException("malformed", $"{name}: expected a string");
-        var s = e.GetString()!;
-        if (s.Length == 0 || s.Length > MaxIdLength || s.Any(char.IsControl))
-            throw new MalformedMessageException("malformed", $"{name}: must be 1-{MaxIdLength} printable characters");
-        return s;
     }
 
     internal static string Short(string s) => s.Length > 60 ? s[..60] + "..." : s;
@@ -123,59 +83,31 @@ public sealed class PartialScoreMessage
 
     public byte[] ToJson()
     {
-        var buf = new ArrayBufferWriterLite();
-        using (var w = new Utf8JsonWriter(buf))
-        {
-            w.WriteStartObject();
-            w.WriteString("request_id", RequestId);
-            w.WriteString("model_id", ModelId);
-            w.WriteNumber("version", Version);
-            w.WriteString("party", Party);
-            w.WriteString("sample_id", SampleId);
-            w.WriteStartArray("scores");
-            foreach (var s in Scores) w.WriteNumberValue(s);
-            w.WriteEndArray();
-            w.WriteString("event_time", EventTime);
-            if (Checksum is not null) w.WriteString("checksum", Checksum);
-            w.WriteEndObject();
-        }
-        return buf.ToArray();
+        var buf = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buf)) Write(w, RequestId, ModelId, Version, Party, SampleId, Scores, EventTime, Checksum);
+        return buf.WrittenSpan.ToArray();
     }
 
-    public static PartialScoreMessage Parse(ReadOnlySpan<byte> utf8)
+    /// <summary>The one writer of the format (doubles in shortest round-trip form); flushes <paramref name="w"/>.</summary>
+    public static void Write(Utf8JsonWriter w, string requestId, string modelId, int version, string party, string sampleId,
+        ReadOnlySpan<double> scores, string eventTime, string? checksum)
     {
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(utf8.ToArray(), new JsonDocumentOptions { MaxDepth = 4 }); }
-        catch (JsonException e) { throw new MalformedMessageException("malformed", $"not valid JSON: {e.Message}"); }
-        using (doc)
-        {
-            var r = doc.RootElement;
-            if (r.ValueKind != JsonValueKind.Object) throw new MalformedMessageException("malformed", "expected a JSON object");
-            var requestId = FeatureEvent.Id(r, "request_id");
-            var modelId = FeatureEvent.Id(r, "model_id");
-            var party = FeatureEvent.Id(r, "party");
-            var sampleId = FeatureEvent.Id(r, "sample_id");
-            if (!r.TryGetProperty("version", out var ve) || ve.ValueKind != JsonValueKind.Number || !ve.TryGetInt32(out var version) || version < 1)
-                throw new MalformedMessageException("malformed", "version: expected an integer >= 1");
-            if (!r.TryGetProperty("scores", out var se) || se.ValueKind != JsonValueKind.Array || se.GetArrayLength() == 0)
-                throw new MalformedMessageException("malformed", "scores: expected a non-empty array of numbers");
-            var scores = new double[se.GetArrayLength()];
-            var i = 0;
-            foreach (var s in se.EnumerateArray())
-            {
-                if (s.ValueKind != JsonValueKind.Number || !s.TryGetDouble(out var v) || !double.IsFinite(v))
-                    throw new MalformedMessageException("bad_partial", $"scores[{i}]: expected a finite number");
-                scores[i++] = v;
-            }
-            var eventTime = r.TryGetProperty("event_time", out var et) && et.ValueKind == JsonValueKind.String ? et.GetString()! : "";
-            var checksum = r.TryGetProperty("checksum", out var ce) && ce.ValueKind == JsonValueKind.String ? ce.GetString() : null;
-            return new PartialScoreMessage
-            {
-                RequestId = requestId, ModelId = modelId, Version = version, Party = party, SampleId = sampleId,
-                Scores = scores, EventTime = eventTime, Checksum = checksum,
-            };
-        }
+        w.WriteStartObject();
+        w.WriteString("request_id", requestId);
+        w.WriteString("model_id", modelId);
+        w.WriteNumber("version", version);
+        w.WriteString("party", party);
+        w.WriteString("sample_id", sampleId);
+        w.WriteStartArray("scores");
+        foreach (var s in scores) w.WriteNumberValue(s);
+        w.WriteEndArray();
+        w.WriteString("event_time", eventTime);
+        if (checksum is not null) w.WriteString("checksum", checksum);
+        w.WriteEndObject();
+        w.Flush();
     }
+
+    public static PartialScoreMessage Parse(ReadOnlySpan<byte> utf8) => new PartialScoreReader().Read(utf8);
 }
 
 /// <summary>Writers for the initiator's outputs and the dead-letter topic.</summary>
@@ -234,20 +166,4 @@ public static class OutputMessages
         }
         return ms.ToArray();
     }
-}
-
-/// <summary>Minimal growable buffer for Utf8JsonWriter (avoids MemoryStream's extra copy).</summary>
-sealed class ArrayBufferWriterLite : System.Buffers.IBufferWriter<byte>
-{
-    byte[] _buf = new byte[256];
-    int _len;
-    public void Advance(int count) => _len += count;
-    public Memory<byte> GetMemory(int sizeHint = 0) { Grow(sizeHint); return _buf.AsMemory(_len); }
-    public Span<byte> GetSpan(int sizeHint = 0) { Grow(sizeHint); return _buf.AsSpan(_len); }
-    void Grow(int hint)
-    {
-        if (hint < 1) hint = 1;
-        if (_len + hint > _buf.Length) Array.Resize(ref _buf, Math.Max(_buf.Length * 2, _len + hint));
-    }
-    public byte[] ToArray() => _buf.AsSpan(0, _len).ToArray();
 }

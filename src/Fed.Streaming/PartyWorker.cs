@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Diagnostics;
+using System.Text.Json;
 using Confluent.Kafka;
 using Fed.Core;
 using Fed.Core.Scoring;
@@ -22,14 +24,47 @@ public sealed class PartyWorker : WorkerBase
     readonly Dictionary<string, (long Until, string Error)> _unknown = new(StringComparer.Ordinal);
     readonly Stopwatch _pollClock = Stopwatch.StartNew();
 
-    sealed class Slot(ScoringModel model)
+    sealed class Slot
     {
-        public readonly ScoringModel Model = model;
-        public readonly PartialScorer Scorer = new(model);
-        public readonly double[] Features = new double[model.FeatureCount];
-        public readonly double[] Scores = new double[model.OutputCount];
-        public readonly string[] Columns = model.Columns;
+        public readonly ScoringModel Model;
+        public readonly PartialScorer Scorer;
+        public readonly double[] Features;
+        public readonly double[] Scores;
+        /// <summary>Event feature name -> model feature index when it is the feature's name, and when it is its column name.</summary>
+        readonly Dictionary<string, (int Name, int Column)>.AlternateLookup<ReadOnlySpan<char>> _index;
+        readonly byte[] _given; // per feature: 0 absent, 1 given under its column name, 2 under its name (wins)
+
+        public Slot(ScoringModel model)
+        {
+            Model = model;
+            Scorer = new PartialScorer(model);
+            Features = new double[model.FeatureCount];
+            Scores = new double[model.OutputCount];
+            _given = new byte[model.FeatureCount];
+            var index = new Dictionary<string, (int Name, int Column)>(StringComparer.Ordinal);
+            for (var f = 0; f < model.FeatureCount; f++) index[model.Features[f]] = (f, -1);
+            for (var f = 0; f < model.FeatureCount; f++) index[model.Columns[f]] = (index.TryGetValue(model.Columns[f], out var ix) ? ix.Name : -1, f);
+            _index = index.GetAlternateLookup<ReadOnlySpan<char>>();
+        }
+
+        /// <summary>The event's values in model order; a feature is looked up by its name, else its column name; NaN if absent.</summary>
+        public void Fill(FeatureEventReader e)
+        {
+            Array.Fill(Features, double.NaN);
+            Array.Clear(_given);
+            for (var i = 0; i < e.FeatureCount; i++)
+            {
+                if (!_index.TryGetValue(e.FeatureName(i), out var ix)) continue;
+                var v = e.FeatureValue(i);
+                if (ix.Name >= 0) { Features[ix.Name] = v; _given[ix.Name] = 2; }
+                if (ix.Column >= 0 && _given[ix.Column] < 2) { Features[ix.Column] = v; _given[ix.Column] = 1; }
+            }
+        }
     }
+
+    readonly FeatureEventReader _event = new();
+    readonly ArrayBufferWriter<byte> _json = new(512);
+    readonly Utf8JsonWriter _writer;
 
     public PartyWorker(PartyConfig config, TextWriter? log = null)
         : base(config, new StreamMetrics("party", config.Party), log)
@@ -38,6 +73,7 @@ public sealed class PartyWorker : WorkerBase
         _config = config;
         _warehouse = WarehouseFactory.Open(config.Warehouse);
         _registry = new ModelRegistry(_warehouse);
+        _writer = new Utf8JsonWriter(_json);
     }
 
     /// <summary>Runs until cancelled; then commits what is done and leaves the group.</summary>
@@ -51,26 +87,27 @@ public sealed class PartyWorker : WorkerBase
             {
                 if (_pollClock.ElapsedMilliseconds >= _config.RegistryPollMs) { PollRegistry(); _pollClock.Restart(); }
                 MaybeEmitMetrics();
+                ReleaseDelivered();
                 var t0 = Stopwatch.GetTimestamp();
                 ConsumeBatch(ct);
                 if (Batch.Count == 0) continue;
                 var t1 = Stopwatch.GetTimestamp();
+                Producer.Open.Started = t1;
+                var offsets = Producer.Open.Offsets;
                 foreach (var m in Batch)
                 {
                     Offsets.Begin(m.TopicPartition, m.Offset.Value);
+                    offsets.Add((m.TopicPartition, m.Offset.Value));
                     Handle(m);
                 }
                 Interlocked.Add(ref Metrics.EventsIn, Batch.Count);
                 var t2 = Stopwatch.GetTimestamp();
-                if (!Producer.FlushAll(ct)) break; // cancelled before delivery: do not store these offsets
+                // Offsets are released when the broker acknowledged the batch's outputs (ReleaseDelivered).
+                if (!SealBatch(ct)) break;
                 var t3 = Stopwatch.GetTimestamp();
-                foreach (var m in Batch) Offsets.Done(m.TopicPartition, m.Offset.Value);
-                StoreAdvanced();
                 Metrics.AddStage("consume", (t1 - t0) * 1000.0 / Stopwatch.Frequency);
                 Metrics.AddStage("score", (t2 - t1) * 1000.0 / Stopwatch.Frequency);
-                Metrics.AddStage("produce", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
-                var batchMs = Ms(t1);
-                Metrics.Latency.Record(batchMs);
+                Metrics.AddStage("wait_delivery", (t3 - t2) * 1000.0 / Stopwatch.Frequency);
             }
         }
         finally
@@ -79,10 +116,13 @@ public sealed class PartyWorker : WorkerBase
         }
     }
 
+    /// <summary>Batch latency: first message of the batch in hand to every output acknowledged.</summary>
+    protected override void OnDelivered(BatchProducer.Ticket ticket) => Metrics.Latency.Record(Ms(ticket.Started));
+
     void Handle(ConsumeResult<string?, byte[]> m)
     {
-        FeatureEvent e;
-        try { e = FeatureEvent.Parse(m.Message.Value ?? []); }
+        var e = _event;
+        try { e.Read(m.Message.Value ?? []); }
         catch (MalformedMessageException x) { DeadLetter(m, "party:" + _config.Party, x.Reason, x.Message); return; }
         foreach (var modelId in e.ModelIds)
         {
@@ -90,16 +130,12 @@ public sealed class PartyWorker : WorkerBase
             {
                 var slot = Get(modelId);
                 var model = slot.Model;
-                for (var f = 0; f < slot.Features.Length; f++)
-                    slot.Features[f] = e.Features.TryGetValue(model.Features[f], out var v) ? v
-                        : e.Features.TryGetValue(slot.Columns[f], out v) ? v : double.NaN;
+                slot.Fill(e);
                 slot.Scorer.ScoreRow(slot.Features, slot.Scores);
-                var msg = new PartialScoreMessage
-                {
-                    RequestId = e.EventId, ModelId = model.ModelId, Version = model.Version, Party = _config.Party,
-                    SampleId = e.SampleId, Scores = (double[])slot.Scores.Clone(), EventTime = e.EventTime, Checksum = model.Checksum,
-                };
-                Producer.Add(_config.PartialsTopic, e.EventId, msg.ToJson());
+                _json.ResetWrittenCount();
+                _writer.Reset(_json);
+                PartialScoreMessage.Write(_writer, e.EventId, model.ModelId, model.Version, _config.Party, e.SampleId, slot.Scores, e.EventTime, model.Checksum);
+                Producer.Add(_config.PartialsTopic, e.EventId, _json.WrittenSpan.ToArray());
                 Interlocked.Increment(ref Metrics.EventsOut);
             }
             catch (UnknownModelException x) { DeadLetter(m, "party:" + _config.Party, "unknown_model", x.Message); }
@@ -160,6 +196,7 @@ public sealed class PartyWorker : WorkerBase
     public override void Dispose()
     {
         base.Dispose();
+        _writer.Dispose();
         _warehouse.Dispose();
     }
 }

@@ -47,6 +47,8 @@ public abstract class StreamConfigBase
         d["enable.auto.offset.store"] = "false";
         d.TryAdd("enable.auto.commit", "true");
         d.TryAdd("auto.commit.interval.ms", "500");
+        // The workers read only topic, partition, offset, key and value: skip marshalling timestamps and headers.
+        d.TryAdd("dotnet.consumer.consume.result.fields", "topic");
         d["group.id"] = GroupId;
         return new ConsumerConfig(d);
     }
@@ -57,6 +59,8 @@ public abstract class StreamConfigBase
         foreach (var (k, v) in Producer) d[k] = v;
         d.TryAdd("linger.ms", "1");
         d.TryAdd("acks", "all");
+        // Delivery reports are read for their error only.
+        d.TryAdd("dotnet.producer.delivery.report.fields", "none");
         return new ProducerConfig(d);
     }
 

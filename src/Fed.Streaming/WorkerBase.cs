@@ -49,11 +49,12 @@ public abstract class WorkerBase : IDisposable
     /// <summary>Called when partitions are taken away: drop state built from them (their offsets are not committed).</summary>
     protected virtual void OnRevoked(IReadOnlyList<TopicPartition> partitions) { }
 
-    /// <summary>Reads up to batch_size messages, waiting at most batch_wait_ms once the first arrived (100 ms for the first).</summary>
+    /// <summary>Reads up to batch_size messages, waiting at most batch_wait_ms once the first arrived (up to 100 ms for the first).</summary>
     protected void ConsumeBatch(CancellationToken ct)
     {
         Batch.Clear();
-        var first = Consumer.Consume(_paused ? 10 : 100);
+        // Short waits while batches are in flight, so their offsets are released soon after delivery.
+        var first = Consumer.Consume(_paused ? 10 : Producer.InFlight > 0 ? 5 : 100);
         if (first is null) return;
         Batch.Add(first);
         var until = Stopwatch.GetTimestamp() + _config.BatchWaitMs * Stopwatch.Frequency / 1000;
@@ -80,6 +81,33 @@ public abstract class WorkerBase : IDisposable
     }
 
     protected bool IsPaused => _paused;
+
+    /// <summary>Releases the offsets of every batch whose outputs the broker acknowledged, and stores them.</summary>
+    protected void ReleaseDelivered()
+    {
+        if (Producer.Completed() is { } done) Release(done);
+        StoreAdvanced();
+    }
+
+    /// <summary>Closes the batch in hand (its outputs are produced, its offsets listed in the ticket) without waiting
+    /// for delivery, unless too many batches are in flight. False if cancelled while waiting.</summary>
+    protected bool SealBatch(CancellationToken ct)
+    {
+        Producer.Seal();
+        return Producer.WaitForRoom(Release, ct);
+    }
+
+    void Release(List<BatchProducer.Ticket> delivered)
+    {
+        foreach (var t in delivered)
+        {
+            foreach (var (tp, o) in t.Offsets) Offsets.Done(tp, o);
+            OnDelivered(t);
+        }
+    }
+
+    /// <summary>Called for each batch whose outputs were all acknowledged (before its offsets are stored).</summary>
+    protected virtual void OnDelivered(BatchProducer.Ticket ticket) { }
 
     /// <summary>Stores (for the periodic commit) every offset that moved forward.</summary>
     protected void StoreAdvanced()
@@ -115,9 +143,10 @@ public abstract class WorkerBase : IDisposable
         Metrics.Emit(Log, _config.MetricsFile);
     }
 
-    /// <summary>Clean shutdown: store what is done, commit it, leave the group.</summary>
+    /// <summary>Clean shutdown: wait a little for batches in flight, store what is delivered, commit it, leave the group.</summary>
     protected void Shutdown()
     {
+        Producer.Drain(Release, TimeSpan.FromMilliseconds(Math.Min(_config.ProduceTimeoutMs, 10_000)));
         StoreAdvanced();
         try { Consumer.Commit(); } catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_NoOffset) { }
         catch (KafkaException e) { Log?.WriteLine($"fed stream: final commit failed ({e.Error.Reason}); uncommitted messages will be replayed"); }

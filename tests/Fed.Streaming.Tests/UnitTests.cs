@@ -49,6 +49,62 @@ public sealed class UnitTests
         Assert.Contains(field, e.Message + e.Reason);
     }
 
+    [Theory]
+    [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[\"m\"],\"features\":{},\"event_time\":\"2026-01-01T00:00:00Z\"} x", "not valid JSON")]
+    [InlineData("[1]", "expected a JSON object")]
+    [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[\"m\"],\"features\":{\"a\":1,\"a\":2},\"event_time\":\"2026-01-01T00:00:00Z\"}", "features.a: given twice")]
+    [InlineData("{\"event_id\":\"e\",\"sample_id\":7,\"model_ids\":[\"m\"],\"features\":{},\"event_time\":\"2026-01-01T00:00:00Z\"}", "sample_id: expected a string")]
+    [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[\"m\",3],\"features\":{},\"event_time\":\"2026-01-01T00:00:00Z\"}", "model_ids[1]: expected a string")]
+    [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[\"m\"],\"features\":{\"a\":[1]},\"event_time\":\"2026-01-01T00:00:00Z\"}", "features.a: expected a finite number or null, got Array")]
+    public void The_event_reader_checks_the_whole_message_and_names_the_field(string json, string message)
+    {
+        var e = Assert.Throws<MalformedMessageException>(() => new FeatureEventReader().Read(Encoding.UTF8.GetBytes(json)));
+        Assert.Equal("malformed", e.Reason);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void One_reader_reads_many_events_with_escaped_names_and_reuses_the_model_ids()
+    {
+        var r = new FeatureEventReader();
+        r.Read("{\"event_id\":\"e1\",\"sample_id\":\"s\",\"extra\":{\"x\":[1,2]},\"model_ids\":[\"m\"],\"features\":{\"a\\u00e9\":1.5,\"b\":null},\"event_time\":\"2026-01-01T00:00:00Z\"}"u8);
+        var models = r.ModelIds;
+        Assert.Equal(2, r.FeatureCount);
+        Assert.Equal("a\u00e9", r.FeatureName(0).ToString());
+        Assert.Equal(1.5, r.FeatureValue(0));
+        Assert.True(double.IsNaN(r.FeatureValue(1)));
+        r.Read("{\"event_id\":\"e2\",\"sample_id\":\"s2\",\"model_ids\":[\"m\"],\"features\":{\"c\":2},\"event_time\":\"2026-01-01T00:00:00Z\"}"u8);
+        Assert.Equal(("e2", "s2", 1, "c"), (r.EventId, r.SampleId, r.FeatureCount, r.FeatureName(0).ToString()));
+        Assert.Same(models, r.ModelIds);
+    }
+
+    [Theory]
+    [InlineData("{\"request_id\":\"r\",\"model_id\":\"m\",\"version\":1,\"party\":\"p\",\"sample_id\":\"s\",\"scores\":[1,\"x\"]}", "bad_partial", "scores[1]")]
+    [InlineData("{\"request_id\":\"r\",\"model_id\":\"m\",\"version\":0,\"party\":\"p\",\"sample_id\":\"s\",\"scores\":[1]}", "malformed", "version")]
+    [InlineData("{\"request_id\":\"r\",\"model_id\":\"m\",\"version\":1,\"sample_id\":\"s\",\"scores\":[]}", "malformed", "party")]
+    [InlineData("{\"request_id\":\"r\",\"model_id\":\"m\",\"version\":1,\"party\":\"p\",\"sample_id\":\"s\",\"scores\":[]}", "malformed", "scores")]
+    public void Bad_partial_scores_are_refused_with_the_reason_and_the_field(string json, string reason, string field)
+    {
+        var e = Assert.Throws<MalformedMessageException>(() => new PartialScoreReader().Read(Encoding.UTF8.GetBytes(json)));
+        Assert.Equal(reason, e.Reason);
+        Assert.Contains(field, e.Message);
+    }
+
+    [Fact]
+    public void Partial_scores_round_trip_bit_for_bit()
+    {
+        var m = new PartialScoreMessage { RequestId = "r", ModelId = "m", Version = 2, Party = "host", SampleId = "s",
+            Scores = [0.1 + 0.2, -1e-300, 123456789.123456789], EventTime = "2026-01-01T00:00:00Z", Checksum = "sha256:ab" };
+        var reader = new PartialScoreReader();
+        for (var i = 0; i < 2; i++)
+        {
+            var back = reader.Read(m.ToJson());
+            Assert.Equal((m.RequestId, m.ModelId, m.Version, m.Party, m.SampleId, m.EventTime, m.Checksum),
+                (back.RequestId, back.ModelId, back.Version, back.Party, back.SampleId, back.EventTime, back.Checksum));
+            Assert.Equal(m.Scores.Select(BitConverter.DoubleToInt64Bits), back.Scores.Select(BitConverter.DoubleToInt64Bits));
+        }
+    }
+
     [Fact]
     public void Feature_events_round_trip_numbers_bit_for_bit_and_null_is_missing()
     {

@@ -1,6 +1,7 @@
 using Fed.Core;
 using Fed.SparkPredict;
 using Fed.Warehouse;
+using Fed.Warehouse.Odbc;
 
 namespace Fed.Cli.Commands;
 
@@ -21,7 +22,7 @@ public static class PredictCommands
             [
                 new CliOption("party", "this party's id", Required: true), ModelId, Version,
                 new CliOption("features", "warehouse feature table, or a CSV path (engine local)", Required: true), Dt, Hour,
-                new CliOption("engine", "local | sql | spark-sql", Default: "local"), Warehouse,
+                new CliOption("engine", "local | sql (the warehouse runs the generated SQL) | odbc (the same, through an ODBC DSN: PostgreSQL, SQLite3, a Spark Thrift Server or HiveServer2 with INSERT OVERWRITE) | spark-sql ($SPARK_HOME/bin/spark-sql -f)", Default: "local"), Warehouse,
                 new CliOption("out", "engine local: write partial-score files (data + manifest) here instead of the warehouse table"),
                 new CliOption("emit-sql", "write the Spark SQL/HiveQL for this plan to PATH (with any engine)"),
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
@@ -35,8 +36,10 @@ public static class PredictCommands
                     var x => throw new BadInputException($"--layout '{x}': expected wide or long"),
                 };
                 var engine = a.Get("engine");
-                if (engine is not ("local" or "sql" or "spark-sql")) throw new BadInputException($"--engine '{engine}': expected local, sql or spark-sql");
+                if (engine is not ("local" or "sql" or "odbc" or "spark-sql")) throw new BadInputException($"--engine '{engine}': expected local, sql, odbc or spark-sql");
                 using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                if (engine == "odbc" && w is not OdbcWarehouse)
+                    throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
                 var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"));
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
@@ -44,7 +47,7 @@ public static class PredictCommands
                 var res = engine switch
                 {
                     "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Progress),
-                    "sql" => SqlEngine.Execute(plan, w),
+                    "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };
                 o.Say($"{res.RowsScored:N0} rows scored, {res.RowsRejected:N0} rejected{(plan.Partition.Hourly ? $", {res.RowsUnchanged:N0} unchanged" : "")} -> {res.Output} ({res.TotalSeconds:F2} s)");

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 
-namespace Fed.Streaming.Tests;
+namespace Fed.TestSupport;
 
-/// <summary>A `dotnet fed.dll stream ...` child process, its stderr captured to a file.</summary>
+/// <summary>A `dotnet fed.dll ...` child process (a stream or serve worker), its output captured to a file.</summary>
 public sealed class FedProcess : IDisposable
 {
     readonly Process _p;
