@@ -265,6 +265,28 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     }
 
     [Fact]
+    public void Signatures_are_the_documented_HMAC_and_only_exactly_that_verifies()
+    {
+        var key = W.ClientKey;
+        var body = "{\"model_id\":\"m\"}"u8.ToArray();
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        foreach (var path in new[] { "/v1/predict", "/v1/predictions/m/" + new string('\u00e9', 700) + "?version=2" }) // the second exceeds the stack buffer
+        {
+            var canonical = $"POST\n{path}\n{ts}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
+            var documented = "v1=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
+            var sig = RequestSigning.Sign(key, "POST", path, ts, "client", body);
+            Assert.Equal(documented, sig);
+            string? Verify(string s, byte[]? b = null) => RequestSigning.Verify(_ => key, "post", path, "client", ts.ToString(), s, b ?? body, 30, out _);
+            Assert.Null(Verify(sig));
+            Assert.Equal("bad signature", Verify("v1=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify(sig[..^1]));
+            Assert.Equal("bad signature", Verify(sig + "0"));
+            Assert.Equal("bad signature", Verify(sig[..^1] + (sig[^1] == '0' ? '1' : '0')));
+            Assert.Equal("bad signature", Verify(sig, "{\"model_id\":\"n\"}"u8.ToArray()));
+        }
+    }
+
+    [Fact]
     public async Task Oversized_requests_and_batches_are_refused()
     {
         var big = ServingWorld.PredictBody(W.ModelId, Enumerable.Range(0, 60000).Select(i => $"sample-{i:D12}"));
