@@ -51,9 +51,7 @@ public sealed class InitiatorService : ServiceHost
             ConnectTimeout = TimeSpan.FromSeconds(5),
         })
         { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
-        var opts = ConfigurationOptions.Parse(config.Redis);
-        opts.AbortOnConnectFail = false;
-        _redis = ConnectionMultiplexer.Connect(opts);
+        _redis = ConnectRedis(config.Redis);
         _ttl = TimeSpan.FromSeconds(config.CacheTtlSeconds);
         Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
         {
@@ -65,6 +63,17 @@ public sealed class InitiatorService : ServiceHost
 
     public ModelCache Models { get; }
     public IDatabase Redis => _redis.GetDatabase();
+
+    /// <summary>The Redis client as the initiator sets it up (public so a benchmark's baseline uses the same client).</summary>
+    public static ConnectionMultiplexer ConnectRedis(string config)
+    {
+        var opts = ConfigurationOptions.Parse(config);
+        opts.AbortOnConnectFail = false; // start (not ready) while Redis is down; reconnect when it is back
+        var mux = ConnectionMultiplexer.Connect(opts);
+        // Nothing here depends on the order of completions; keeping it would route every reply through one queue.
+        mux.PreserveAsyncOrder = false;
+        return mux;
+    }
 
     protected override string? NotReadyReason()
     {
@@ -139,14 +148,15 @@ public sealed class InitiatorService : ServiceHost
         var missIdx = Enumerable.Range(0, n).Where(i => !fromCache[i]).ToArray();
         PartyOutcome[] outcomes = [];
         var statuses = new string[n];
+        var cached = new bool[n]; // online predictions whose Redis write was acknowledged
         var failures = new Dictionary<string, string>?[n];
         if (missIdx.Length > 0)
         {
             var missIds = missIdx.Select(i => req.SampleIds[i]).ToArray();
-            var body = PartyRequestBody(sig.ModelId, version, missIds, req.Mode);
-            outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, body, info.RequestId, ctx.RequestAborted)));
+            var task = PartyRequestBody(sig.ModelId, version, missIds, req.Mode);
+            outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, task, info.RequestId, ctx.RequestAborted)));
             var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
-            var toCache = new List<PredictionRecord>(missIdx.Length);
+            var toCache = new List<(int Index, PredictionRecord Record)>(missIdx.Length);
             var partials = new Dictionary<string, double[]>(sig.Parties.Length, StringComparer.Ordinal);
             for (var j = 0; j < missIdx.Length; j++)
             {
@@ -173,14 +183,14 @@ public sealed class InitiatorService : ServiceHost
                 if (worst != SampleStatus.Ok) continue;
                 var rec = Record(sig, req.SampleIds[i], Combiner.Combine(sig, partials, req.SampleIds[i]), now);
                 records[i] = rec;
-                toCache.Add(rec);
+                toCache.Add((i, rec));
             }
-            if (toCache.Count > 0) await WriteCache(toCache, info.RequestId);
+            if (toCache.Count > 0) await WriteCache(toCache, cached, info.RequestId);
         }
-        for (var i = 0; i < n; i++) Metrics.Inc("fed_predictions_total", "Samples answered by the initiator, by status.", Metrics.L("status", statuses[i] ?? SampleStatus.Ok));
+        Metrics.IncEach("fed_predictions_total", "Samples answered by the initiator, by status.", "status", statuses.Select(st => st ?? SampleStatus.Ok));
 
-        ctx.Response.ContentType = "application/json";
-        await using (var w = new Utf8JsonWriter(ctx.Response.BodyWriter))
+        using var body = new ResponseBody(512 + n * 96);
+        using (var w = body.Json())
         {
             w.WriteStartObject();
             w.WriteString("request_id", info.RequestId);
@@ -213,6 +223,7 @@ public sealed class InitiatorService : ServiceHost
                     if (r.Probabilities is null) w.WriteNull("probabilities");
                     else { w.WriteStartObject("probabilities"); foreach (var (c, p) in r.Probabilities) w.WriteNumber(c, p); w.WriteEndObject(); }
                     w.WriteString("source", fromCache[i] ? "cache" : r.Source);
+                    if (!fromCache[i]) w.WriteBoolean("cached", cached[i]);
                 }
                 else
                 {
@@ -226,7 +237,7 @@ public sealed class InitiatorService : ServiceHost
             w.WriteEndArray();
             w.WriteEndObject();
         }
-        await ctx.Response.BodyWriter.FlushAsync();
+        await body.SendAsync(ctx.Response);
     }
 
     /// <summary>The shared Redis record (<see cref="PredictionRecord"/>) of an online prediction.</summary>
@@ -281,7 +292,7 @@ public sealed class InitiatorService : ServiceHost
         try
         {
             using var msg = new HttpRequestMessage(HttpMethod.Post, ep.Uri) { Version = HttpVersion.Version11, Content = new ByteArrayContent(body) };
-            msg.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            msg.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
             msg.Headers.TryAddWithoutValidation("X-Request-Id", requestId);
             RequestSigning.Apply(msg, ep.Key, _config.CallerId, body);
             using var resp = await _http.SendAsync(msg, HttpCompletionOption.ResponseContentRead, cts.Token);
@@ -360,20 +371,29 @@ public sealed class InitiatorService : ServiceHost
         }
     }
 
-    async Task WriteCache(List<PredictionRecord> records, string requestId)
+    /// <summary>
+    /// Writes the records and waits for Redis to acknowledge each one, so the answer says truthfully which predictions
+    /// are cached (<c>cached</c>) and a caller that reads right after gets them. A failed write leaves its flag false.
+    /// </summary>
+    async Task WriteCache(List<(int Index, PredictionRecord Record)> records, bool[] cached, string requestId)
     {
-        try
+        var db = Redis;
+        var writes = new Task<bool>[records.Count];
+        for (var j = 0; j < records.Count; j++)
         {
-            var db = Redis;
-            var tasks = new Task[records.Count];
-            for (var i = 0; i < records.Count; i++) tasks[i] = db.StringSetAsync(PredictionKeys.Record(records[i].ModelId, records[i].Version, records[i].SampleId), records[i].ToJson(), _ttl);
-            await Task.WhenAll(tasks);
+            var r = records[j].Record;
+            try { writes[j] = db.StringSetAsync(PredictionKeys.Record(r.ModelId, r.Version, r.SampleId), r.ToJson(), _ttl); }
+            catch (Exception e) when (e is RedisException or TimeoutException) { writes[j] = Task.FromException<bool>(e); }
         }
-        catch (RedisException e)
+        string? error = null;
+        for (var j = 0; j < writes.Length; j++)
         {
-            Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
-            Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", e.Message));
+            try { cached[records[j].Index] = await writes[j]; }
+            catch (Exception e) when (e is RedisException or TimeoutException) { error ??= e.Message; }
         }
+        if (error is null) return;
+        Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
+        Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", error));
     }
 
     async Task Lookup(HttpContext ctx, string modelId, string sampleId)
@@ -388,15 +408,23 @@ public sealed class InitiatorService : ServiceHost
         try { value = await Redis.StringGetAsync(PredictionKeys.Record(modelId, version, sampleId)); }
         catch (RedisException e) { throw new FedFailureException("prediction cache unavailable: " + e.Message, e); }
         Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", value.HasValue ? "hit" : "miss"));
-        ctx.Response.ContentType = "application/json";
-        if (!value.HasValue)
+        if (value.HasValue)
         {
-            ctx.Response.StatusCode = 404;
-            await ctx.Response.WriteAsJsonAsync(new { status = "not_found", model_id = modelId, version, sample_id = sampleId,
-                error = "no cached or batch-loaded prediction for this sample and version; POST /v1/predict computes one" });
+            await ResponseBody.SendAsync(ctx.Response, (byte[])value!); // the stored record is the answer, byte for byte
             return;
         }
-        await ctx.Response.WriteAsync((string)value!);
+        using var body = new ResponseBody(512);
+        using (var w = body.Json())
+        {
+            w.WriteStartObject();
+            w.WriteString("status", "not_found");
+            w.WriteString("model_id", modelId);
+            w.WriteNumber("version", version);
+            w.WriteString("sample_id", sampleId);
+            w.WriteString("error", "no cached or batch-loaded prediction for this sample and version; POST /v1/predict computes one");
+            w.WriteEndObject();
+        }
+        await body.SendAsync(ctx.Response, 404);
     }
 
     public override async ValueTask DisposeAsync()

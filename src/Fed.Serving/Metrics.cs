@@ -51,27 +51,47 @@ public sealed class Metrics
     readonly ConcurrentDictionary<string, Family> _families = new(StringComparer.Ordinal);
     readonly List<(string Name, string Help, Func<double> Value)> _gauges = [];
 
+    // Hot path: lookups of existing series allocate nothing (no capturing lambdas).
+    Family Of(string name, string help, string type) =>
+        _families.TryGetValue(name, out var f) ? f : _families.GetOrAdd(name, static (n, ht) => new Family(n, ht.help, ht.type), (help, type));
+
     public void Inc(string name, string help, string labels = "", long by = 1)
     {
-        var f = _families.GetOrAdd(name, n => new Family(n, help, "counter"));
-        var box = (StrongBox)f.Children.GetOrAdd(labels, _ => new StrongBox());
+        var box = (StrongBox)Of(name, help, "counter").Children.GetOrAdd(labels, static _ => new StrongBox());
         Interlocked.Add(ref box.Value, by);
     }
 
-    public void Observe(string name, string help, string labels, double seconds)
+    /// <summary>Counts values (e.g. per-sample statuses), then one update per distinct value, not one per sample.</summary>
+    public void IncEach(string name, string help, string label, IEnumerable<string> values)
     {
-        var f = _families.GetOrAdd(name, n => new Family(n, help, "histogram"));
-        ((Histogram)f.Children.GetOrAdd(labels, _ => new Histogram(Histogram.LatencySeconds))).Observe(seconds);
+        foreach (var g in values.CountBy(v => v, StringComparer.Ordinal)) Inc(name, help, L(label, g.Key), g.Value);
     }
+
+    public void Observe(string name, string help, string labels, double seconds) =>
+        ((Histogram)Of(name, help, "histogram").Children.GetOrAdd(labels, static _ => new Histogram(Histogram.LatencySeconds))).Observe(seconds);
 
     public long Counter(string name, string labels = "") =>
         _families.TryGetValue(name, out var f) && f.Children.TryGetValue(labels, out var b) ? Interlocked.Read(ref ((StrongBox)b).Value) : 0;
 
     public void Gauge(string name, string help, Func<double> value) { lock (_gauges) _gauges.Add((name, help, value)); }
 
-    /// <summary>Label text for one label pair, value escaped per the exposition format.</summary>
-    public static string L(string k, string v) => $"{k}=\"{v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")}\"";
-    public static string L(string k1, string v1, string k2, string v2) => L(k1, v1) + "," + L(k2, v2);
+    /// <summary>Label text for one label pair, value escaped per the exposition format. Memoized: label values are
+    /// bounded sets (routes, parties, statuses, configured callers), so the request path builds no label strings.</summary>
+    public static string L(string k, string v) => Memo(k, v, null, null);
+    public static string L(string k1, string v1, string k2, string v2) => Memo(k1, v1, k2, v2);
+
+    static readonly ConcurrentDictionary<(string, string, string?, string?), string> Labels = new();
+
+    static string Memo(string k1, string v1, string? k2, string? v2)
+    {
+        var key = (k1, v1, k2, v2);
+        if (Labels.TryGetValue(key, out var s)) return s;
+        s = Pair(k1, v1) + (k2 is null ? "" : "," + Pair(k2, v2!));
+        if (Labels.Count < 10_000) Labels.TryAdd(key, s);
+        return s;
+    }
+
+    static string Pair(string k, string v) => $"{k}=\"{v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n")}\"";
 
     public string Render()
     {

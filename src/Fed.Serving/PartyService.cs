@@ -23,6 +23,8 @@ public sealed class PartyService : ServiceHost
     readonly PartyConfig _config;
     readonly WarehousePool _pool;
     readonly Dictionary<string, HashSet<string>> _tableColumns = new(StringComparer.Ordinal);
+    // The feature query per (table, hourly, model version, id count): built once, and the warehouse keeps it prepared.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<(string, bool, LoadedModel, int), string> _featureSql = new();
 
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
@@ -60,10 +62,10 @@ public sealed class PartyService : ServiceHost
         var lm = Models.Get(req.ModelId, version);
         var coverage = new FeatureCoverage(lm.Model.Features);
         var results = Score(lm, req, coverage);
-        foreach (var r in results) Metrics.Inc("fed_partial_scores_total", "Samples answered by status.", Metrics.L("status", r.Status));
+        Metrics.IncEach("fed_partial_scores_total", "Samples answered by status.", "status", results.Select(r => r.Status));
 
-        ctx.Response.ContentType = "application/json";
-        await using (var w = new Utf8JsonWriter(ctx.Response.BodyWriter))
+        using var body = new ResponseBody(256 + results.Count * 64);
+        using (var w = body.Json())
         {
             w.WriteStartObject();
             w.WriteString("model_id", req.ModelId);
@@ -92,11 +94,30 @@ public sealed class PartyService : ServiceHost
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            w.WritePropertyName("coverage");
-            JsonSerializer.Serialize(w, coverage.ToReport());
+            WriteCoverage(w, coverage);
             w.WriteEndObject();
         }
-        await ctx.Response.BodyWriter.FlushAsync();
+        await body.SendAsync(ctx.Response);
+    }
+
+    /// <summary>The coverage report (<see cref="FeatureCoverage.ToReport"/>'s fields), written directly.</summary>
+    static void WriteCoverage(Utf8JsonWriter w, FeatureCoverage c)
+    {
+        w.WriteStartObject("coverage");
+        w.WriteNumber("rows_seen", c.RowsSeen);
+        w.WriteNumber("rows_scored", c.RowsScored);
+        w.WriteNumber("rows_rejected", c.RowsRejected);
+        w.WriteNumber("completeness", c.Completeness);
+        WriteCounts(w, "missing_by_feature", c.Features, c.Missing);
+        WriteCounts(w, "defaulted_by_feature", c.Features, c.Defaulted);
+        w.WriteEndObject();
+    }
+
+    static void WriteCounts(Utf8JsonWriter w, string name, IReadOnlyList<string> features, long[] counts)
+    {
+        w.WriteStartObject(name);
+        for (var i = 0; i < counts.Length; i++) if (counts[i] > 0) w.WriteNumber(features[i], counts[i]);
+        w.WriteEndObject();
     }
 
     /// <summary>Scores a request (used by the endpoint; public for tests and tools).</summary>
@@ -176,17 +197,23 @@ public sealed class PartyService : ServiceHost
         for (var i = 0; i < ids.Length; i++) if (!found[i]) want.Add(i);
         _pool.Use(w =>
         {
-            var d = w.Dialect;
-            var present = TableColumns(w, table);
-            // A column the table lacks reads as missing (NULL) for every row: the model's policy decides, coverage shows it.
-            var select = string.Join(", ", lm.Columns.Select(c => present.Contains(c) ? d.Id(c) : "NULL"));
-            var sql = $"SELECT {d.Id("sample_id")}, {d.Id("dt")}{(hourly ? ", " + d.Id("hour") : "")}, {select} FROM {d.Id(table)} " +
-                      $"WHERE {d.Id("sample_id")} IN ({string.Join(", ", want.Select(_ => "?"))})";
+            var sql = _featureSql.GetOrAdd((table, hourly, lm, want.Count), static (key, a) =>
+            {
+                var (table, hourly, lm, count) = key;
+                var d = a.w.Dialect;
+                var present = a.self.TableColumns(a.w, table);
+                // A column the table lacks reads as missing (NULL) for every row: the model's policy decides, coverage shows it.
+                var select = string.Join(", ", lm.Columns.Select(c => present.Contains(c) ? d.Id(c) : "NULL"));
+                return $"SELECT {d.Id("sample_id")}, {d.Id("dt")}{(hourly ? ", " + d.Id("hour") : "")}, {select} FROM {d.Id(table)} " +
+                       $"WHERE {d.Id("sample_id")} IN ({string.Join(", ", Enumerable.Repeat("?", count))})";
+            }, (w, self: this));
             var pos = new Dictionary<string, int>(want.Count, StringComparer.Ordinal);
             foreach (var i in want) pos[ids[i]] = i;
             var newest = new Dictionary<int, string>();
             var first = hourly ? 3 : 2;
-            using var r = w.Query(sql, want.Select(i => (object?)ids[i]).ToArray());
+            var args = new object?[want.Count];
+            for (var j = 0; j < args.Length; j++) args[j] = ids[want[j]];
+            using var r = w.Query(sql, args);
             while (r.Read())
             {
                 if (!pos.TryGetValue(r.GetString(0), out var i)) continue;
@@ -368,13 +395,13 @@ public static class SampleIds
         if (n == 0) throw new BadInputException("'sample_ids' is empty");
         if (n > maxBatch) throw new BadInputException($"'sample_ids' has {n} ids; the limit is {maxBatch} per request (max_batch): split the request");
         var ids = new string[n];
-        var seen = new HashSet<string>(n, StringComparer.Ordinal);
+        var seen = n > 1 ? new HashSet<string>(n, StringComparer.Ordinal) : null;
         var i = 0;
         foreach (var x in el.EnumerateArray())
         {
             if (x.ValueKind != JsonValueKind.String) throw new BadInputException($"sample_ids[{i}] must be a string");
             var s = Check(x.GetString()!);
-            if (!seen.Add(s)) throw new BadInputException($"sample id '{s}' appears twice in 'sample_ids'");
+            if (seen is not null && !seen.Add(s)) throw new BadInputException($"sample id '{s}' appears twice in 'sample_ids'");
             ids[i++] = s;
         }
         return ids;

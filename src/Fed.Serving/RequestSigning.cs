@@ -18,13 +18,33 @@ public static class RequestSigning
 
     public static string Sign(byte[] key, string method, string pathAndQuery, long timestamp, string caller, ReadOnlySpan<byte> body)
     {
+        Span<byte> mac = stackalloc byte[32];
+        Mac(key, method, pathAndQuery, timestamp, caller, body, mac);
+        return "v1=" + Convert.ToHexStringLower(mac);
+    }
+
+    /// <summary>HMAC-SHA256 of the canonical text, built as UTF-8 on the stack (no intermediate strings).</summary>
+    static void Mac(byte[] key, string method, string pathAndQuery, long timestamp, string caller, ReadOnlySpan<byte> body, Span<byte> mac)
+    {
         Span<byte> bodyHash = stackalloc byte[32];
         SHA256.HashData(body, bodyHash);
-        var canonical = string.Create(CultureInfo.InvariantCulture,
-            $"{method.ToUpperInvariant()}\n{pathAndQuery}\n{timestamp}\n{caller}\n{Convert.ToHexStringLower(bodyHash)}");
-        Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(canonical), mac);
-        return "v1=" + Convert.ToHexStringLower(mac);
+        var max = method.Length + Encoding.UTF8.GetMaxByteCount(pathAndQuery.Length + caller.Length) + 20 + 64 + 4;
+        var rented = max > 1024 ? System.Buffers.ArrayPool<byte>.Shared.Rent(max) : null;
+        var text = rented ?? stackalloc byte[1024];
+        var n = 0;
+        foreach (var ch in method) text[n++] = (byte)char.ToUpperInvariant(ch); // HTTP methods are ASCII
+        text[n++] = (byte)'\n';
+        n += Encoding.UTF8.GetBytes(pathAndQuery, text[n..]);
+        text[n++] = (byte)'\n';
+        timestamp.TryFormat(text[n..], out var w, default, CultureInfo.InvariantCulture);
+        n += w;
+        text[n++] = (byte)'\n';
+        n += Encoding.UTF8.GetBytes(caller, text[n..]);
+        text[n++] = (byte)'\n';
+        Convert.TryToHexStringLower(bodyHash, text[n..], out w);
+        n += w;
+        HMACSHA256.HashData(key, text[..n], mac);
+        if (rented != null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
     }
 
     /// <summary>Adds the three headers to an outgoing request.</summary>
@@ -52,8 +72,12 @@ public static class RequestSigning
         var age = DateTimeOffset.UtcNow.ToUnixTimeSeconds() - ts;
         if (Math.Abs(age) > maxAgeSeconds)
             return $"stale or future timestamp ({age} s old; allowed +-{maxAgeSeconds} s): check the caller's clock";
-        var expected = Sign(key, method, pathAndQuery, ts, caller, body);
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(signature)))
+        Span<byte> expected = stackalloc byte[32], given = stackalloc byte[32];
+        Mac(key, method, pathAndQuery, ts, caller, body, expected);
+        // "v1=" + 64 lower-case hex digits, exactly as Sign writes it.
+        if (signature.Length != 67 || !signature.StartsWith("v1=", StringComparison.Ordinal) || signature.AsSpan(3).ContainsAnyInRange('A', 'F')
+            || Convert.FromHexString(signature.AsSpan(3), given, out _, out var written) != System.Buffers.OperationStatus.Done || written != 32
+            || !CryptographicOperations.FixedTimeEquals(expected, given))
             return "bad signature";
         return null;
     }

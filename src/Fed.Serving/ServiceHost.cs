@@ -5,6 +5,7 @@ using Fed.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
@@ -25,7 +26,7 @@ public abstract class ServiceHost : IAsyncDisposable
 {
     readonly ServingConfig _config;
     readonly Dictionary<string, (byte[] Key, bool Admin)> _callers;
-    readonly PartitionedRateLimiter<string> _limiter;
+    readonly Dictionary<string, RateLimiter> _limiters; // one token bucket per configured caller, built once
     WebApplication? _app;
     volatile bool _ready;
 
@@ -36,12 +37,11 @@ public abstract class ServiceHost : IAsyncDisposable
         Log = new JsonLog(service, config.Log);
         _callers = config.Callers.ToDictionary(c => c.Key, c => (c.Value.ResolveKey("callers." + c.Key), c.Value.Admin), StringComparer.Ordinal);
         var rl = config.RateLimit;
-        _limiter = PartitionedRateLimiter.Create<string, string>(caller => RateLimitPartition.GetTokenBucketLimiter(caller, _ =>
-            new TokenBucketRateLimiterOptions
-            {
-                TokenLimit = rl.Burst, QueueLimit = 0, AutoReplenishment = true,
-                ReplenishmentPeriod = TimeSpan.FromMilliseconds(100), TokensPerPeriod = Math.Max(1, rl.PermitsPerSecond / 10),
-            }));
+        _limiters = _callers.ToDictionary(c => c.Key, RateLimiter (_) => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = rl.Burst, QueueLimit = 0, AutoReplenishment = true,
+            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100), TokensPerPeriod = Math.Max(1, rl.PermitsPerSecond / 10),
+        }), StringComparer.Ordinal);
     }
 
     public string Service { get; }
@@ -93,7 +93,7 @@ public abstract class ServiceHost : IAsyncDisposable
     {
         await StopAsync();
         if (_app != null) await _app.DisposeAsync();
-        _limiter.Dispose();
+        foreach (var l in _limiters.Values) l.Dispose();
         await Log.DisposeAsync();
     }
 
@@ -137,9 +137,7 @@ public abstract class ServiceHost : IAsyncDisposable
             Metrics.Observe("fed_http_request_duration_seconds", "Request latency by route.", Metrics.L("route", route), secs);
             Metrics.Inc("fed_http_requests_total", "Requests by route and status code.", Metrics.L("route", route, "code", status.ToString()));
             if (Log.Enabled && route != "/metrics")
-                Log.Write(status >= 500 ? "error" : status >= 400 ? "warn" : "info", "request",
-                    ("request_id", rid), ("caller", caller), ("method", ctx.Request.Method), ("route", route),
-                    ("status", status), ("duration_ms", secs * 1000));
+                Log.Request(status >= 500 ? "error" : status >= 400 ? "warn" : "info", rid, caller, ctx.Request.Method, route, status, secs * 1000);
         }
     }
 
@@ -157,7 +155,7 @@ public abstract class ServiceHost : IAsyncDisposable
         if (ctx.Request.ContentLength > max)
             return (null, Error(ctx, 413, $"request body of {ctx.Request.ContentLength} bytes exceeds the limit of {max} bytes; send fewer samples per request", "RequestTooLarge"));
         byte[] body;
-        try { body = await ReadBody(ctx.Request, max); }
+        try { body = ctx.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == false ? [] : await ReadBody(ctx.Request, max); }
         catch (BadHttpRequestException e) when (e.StatusCode == 413)
         {
             return (null, Error(ctx, 413, $"request body exceeds the limit of {max} bytes; send fewer samples per request", "RequestTooLarge"));
@@ -175,7 +173,7 @@ public abstract class ServiceHost : IAsyncDisposable
         var caller = h[RequestSigning.CallerHeader].ToString();
         if (path.StartsWith("/v1/admin/", StringComparison.Ordinal) && !_callers[caller].Admin)
             return (null, Error(ctx, 403, $"caller '{caller}' has no admin rights (callers.{caller}.admin in the config)", "Forbidden"));
-        using var lease = _limiter.AttemptAcquire(caller);
+        using var lease = _limiters[caller].AttemptAcquire();
         if (!lease.IsAcquired)
         {
             Metrics.Inc("fed_rate_limited_total", "Requests refused by the per-caller rate limit.", Metrics.L("caller", caller));
@@ -187,6 +185,7 @@ public abstract class ServiceHost : IAsyncDisposable
 
     static async Task<byte[]> ReadBody(HttpRequest req, long max)
     {
+        if (req.ContentLength is 0) return [];
         if (req.ContentLength is { } len)
         {
             var buf = new byte[len];
@@ -211,14 +210,20 @@ public abstract class ServiceHost : IAsyncDisposable
     }
 
     // Messages quote names with '...': keep them readable (the body is JSON, not HTML).
-    static readonly JsonSerializerOptions ErrorJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    static readonly System.Text.Encodings.Web.JavaScriptEncoder ErrorJson = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 
-    public static Task Error(HttpContext ctx, int status, string message, string type)
+    public static async Task Error(HttpContext ctx, int status, string message, string type)
     {
-        ctx.Response.StatusCode = status;
-        ctx.Response.ContentType = "application/json";
-        var rid = ctx.Response.Headers["X-Request-Id"].ToString();
-        return ctx.Response.WriteAsync(JsonSerializer.Serialize(new Dictionary<string, string> { ["error"] = message, ["error_type"] = type, ["request_id"] = rid }, ErrorJson));
+        using var body = new ResponseBody(512);
+        using (var w = new Utf8JsonWriter(body, new JsonWriterOptions { Encoder = ErrorJson }))
+        {
+            w.WriteStartObject();
+            w.WriteString("error", message);
+            w.WriteString("error_type", type);
+            w.WriteString("request_id", ctx.Response.Headers["X-Request-Id"].ToString());
+            w.WriteEndObject();
+        }
+        await body.SendAsync(ctx.Response, status);
     }
 
     protected static RequestInfo Info(HttpContext ctx) => (RequestInfo)ctx.Items[typeof(RequestInfo)]!;

@@ -43,7 +43,7 @@ public abstract class ServingConfig
     [JsonPropertyName("model_refresh_seconds")] public double ModelRefreshSeconds { get; set; } = 10;
     /// <summary>Warehouse connections kept open for concurrent requests.</summary>
     [JsonPropertyName("warehouse_connections")] public int WarehouseConnections { get; set; } = 4;
-    /// <summary>"stdout", "stderr" or "none": one JSON line per request and event.</summary>
+    /// <summary>"stdout", "stderr", "file:PATH" (appended) or "none": one JSON line per request and event.</summary>
     [JsonPropertyName("log")] public string Log { get; set; } = "stdout";
 
     static readonly JsonSerializerOptions Json = new() { ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
@@ -80,7 +80,8 @@ public abstract class ServingConfig
         if (SignatureMaxAgeSeconds < 1) throw new BadInputException($"{source}: 'signature_max_age_seconds' must be >= 1");
         if (RateLimit.PermitsPerSecond < 1 || RateLimit.Burst < 1) throw new BadInputException($"{source}: 'rate_limit' values must be >= 1");
         if (WarehouseConnections < 1) throw new BadInputException($"{source}: 'warehouse_connections' must be >= 1");
-        if (Log is not ("stdout" or "stderr" or "none")) throw new BadInputException($"{source}: 'log' must be stdout, stderr or none");
+        if (Log is not ("stdout" or "stderr" or "none") && !(Log.StartsWith("file:", StringComparison.Ordinal) && Log.Length > 5))
+            throw new BadInputException($"{source}: 'log' must be stdout, stderr, none or file:PATH");
     }
 
     internal static byte[] DecodeKey(string? key, string? keyEnv, string who)

@@ -116,6 +116,67 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.Equal(m.Features[3], results[1].GetProperty("missing_features")[0].GetString());
         // Only partial scores leave a party: no feature value appears in the answer.
         Assert.DoesNotContain(W.Features["host"][id][0].ToString("R"), text);
+        // The hand-written coverage is exactly FeatureCoverage's report.
+        var party = W.Parties["host"];
+        var lm = party.Models.Get(W.ModelId, 2);
+        var coverage = new FeatureCoverage(lm.Model.Features);
+        party.Score(lm, PartyService.ParseRequest(System.Text.Encoding.UTF8.GetBytes(body), 1000), coverage);
+        Assert.Equal(1, coverage.Missing[3]);
+        Assert.Equal(JsonSerializer.Serialize(coverage.ToReport()), JsonDocument.Parse(text).RootElement.GetProperty("coverage").GetRawText());
+    }
+
+    [Fact]
+    public async Task Online_predictions_say_whether_Redis_acknowledged_the_write_and_are_still_answered_with_Redis_down()
+    {
+        var ids = W.SharedIds.Skip(300).Take(5).ToArray();
+        foreach (var p in (await Predict(ids)).GetProperty("predictions").EnumerateArray())
+        {
+            Assert.Equal("online", p.GetProperty("source").GetString());
+            Assert.True(p.GetProperty("cached").GetBoolean());
+        }
+        // A Redis nobody listens on: right answers, none claimed cached, the error counted.
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        cfg.Redis = $"127.0.0.1:{port},connectTimeout=300";
+        await using var init = new InitiatorService(cfg);
+        await init.StartAsync();
+        var r = await Predict(ids, url: init.Url);
+        Assert.True(r.GetProperty("complete").GetBoolean());
+        foreach (var p in r.GetProperty("predictions").EnumerateArray())
+        {
+            SameBits(W.Direct(p.GetProperty("sample_id").GetString()!, 2), p.GetProperty("value").GetDouble(), "redis down");
+            Assert.False(p.GetProperty("cached").GetBoolean());
+        }
+        Assert.Contains("fed_cache_errors_total 1", await Http.GetStringAsync(init.Url + "/metrics"));
+    }
+
+    [Fact]
+    public async Task Request_logs_are_one_JSON_object_per_line_carrying_the_request_id()
+    {
+        var path = Path.Combine(W.Dir, "guest-" + Guid.NewGuid().ToString("N")[..6] + ".log");
+        var body = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"" + W.SharedIds[0] + "\"],\"mode\":\"realtime\"}";
+        await using (var party = new PartyService(W.PartyConfig("guest", "file:" + path)))
+        {
+            await party.StartAsync();
+            var bytes = System.Text.Encoding.UTF8.GetBytes(body);
+            using var msg = new HttpRequestMessage(HttpMethod.Post, party.Url + "/v1/partial-scores") { Content = new ByteArrayContent(bytes) };
+            msg.Headers.Add("X-Request-Id", "trace-42");
+            RequestSigning.Apply(msg, W.GuestKey, "initiator", bytes);
+            using var resp = await Http.SendAsync(msg);
+            Assert.Equal(System.Net.HttpStatusCode.OK, resp.StatusCode);
+            Assert.Equal("trace-42", resp.Headers.GetValues("X-Request-Id").Single());
+        }
+        var lines = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var line = lines.Single(x => x.GetProperty("msg").GetString() == "request");
+        Assert.Equal("trace-42", line.GetProperty("request_id").GetString());
+        Assert.Equal("initiator", line.GetProperty("caller").GetString());
+        Assert.Equal("/v1/partial-scores", line.GetProperty("route").GetString());
+        Assert.Equal(200, line.GetProperty("status").GetInt32());
+        Assert.Equal("party:guest", line.GetProperty("service").GetString());
+        Assert.True(line.GetProperty("duration_ms").GetDouble() >= 0);
     }
 
     static async Task<WebApplication> FakeParty(RequestDelegate handler)
@@ -201,6 +262,28 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         // Admin endpoints need an admin caller.
         var (s6, _) = await Client(HttpMethod.Post, $"/v1/admin/models/{W.ModelId}/rollback", "{}");
         Assert.Equal(403, s6);
+    }
+
+    [Fact]
+    public void Signatures_are_the_documented_HMAC_and_only_exactly_that_verifies()
+    {
+        var key = W.ClientKey;
+        var body = "{\"model_id\":\"m\"}"u8.ToArray();
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        foreach (var path in new[] { "/v1/predict", "/v1/predictions/m/" + new string('\u00e9', 700) + "?version=2" }) // the second exceeds the stack buffer
+        {
+            var canonical = $"POST\n{path}\n{ts}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
+            var documented = "v1=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
+            var sig = RequestSigning.Sign(key, "POST", path, ts, "client", body);
+            Assert.Equal(documented, sig);
+            string? Verify(string s, byte[]? b = null) => RequestSigning.Verify(_ => key, "post", path, "client", ts.ToString(), s, b ?? body, 30, out _);
+            Assert.Null(Verify(sig));
+            Assert.Equal("bad signature", Verify("v1=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify(sig[..^1]));
+            Assert.Equal("bad signature", Verify(sig + "0"));
+            Assert.Equal("bad signature", Verify(sig[..^1] + (sig[^1] == '0' ? '1' : '0')));
+            Assert.Equal("bad signature", Verify(sig, "{\"model_id\":\"n\"}"u8.ToArray()));
+        }
     }
 
     [Fact]

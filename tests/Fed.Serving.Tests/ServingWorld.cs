@@ -49,6 +49,8 @@ public sealed class ServingWorld : IAsyncDisposable
         Environment.GetEnvironmentVariable("FED_TEST_REDIS") is { Length: > 0 } r ? r
             : throw new InvalidOperationException("FED_TEST_REDIS is not set: run the tests through scripts/test.sh, which starts Redis and sets it (host:port)");
 
+    /// <summary>Builds and starts the world. <paramref name="log"/> is each service's log target; "{service}" in it
+    /// becomes the party id or "initiator" (e.g. file:/tmp/x/{service}.log).</summary>
     public static async Task<ServingWorld> Create(string redis, Action<InitiatorConfig>? tune = null, string log = "none")
     {
         var dir = Path.Combine(Path.GetTempPath(), "fed-serve-" + Guid.NewGuid().ToString("N")[..8]);
@@ -57,11 +59,11 @@ public sealed class ServingWorld : IAsyncDisposable
         world.Build();
         foreach (var p in PartyIds)
         {
-            var svc = new PartyService(world.PartyConfig(p, log));
+            var svc = new PartyService(world.PartyConfig(p, log.Replace("{service}", p)));
             await svc.StartAsync();
             world.Parties[p] = svc;
         }
-        var ic = world.InitiatorConfig(world.Parties.ToDictionary(x => x.Key, x => x.Value.Url), log);
+        var ic = world.InitiatorConfig(world.Parties.ToDictionary(x => x.Key, x => x.Value.Url), log.Replace("{service}", "initiator"));
         tune?.Invoke(ic);
         world.Initiator = new InitiatorService(ic);
         await world.Initiator.StartAsync();
