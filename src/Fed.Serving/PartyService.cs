@@ -58,6 +58,12 @@ public sealed class PartyService : ServiceHost
     {
         var info = Info(ctx);
         var req = ParseRequest(info.Body, _config.MaxBatch);
+        if (req.Features != null && !_config.Callers[info.Caller].InlineFeatures)
+        {
+            await Error(ctx, 403, $"caller '{info.Caller}' may not send inline features (callers.{info.Caller}.inline_features): " +
+                "partial scores of caller-chosen feature values would reveal this party's weights", "Forbidden");
+            return;
+        }
         var version = req.Version ?? Models.ActiveVersion(req.ModelId);
         var lm = Models.Get(req.ModelId, version);
         var coverage = new FeatureCoverage(lm.Model.Features);

@@ -12,6 +12,9 @@ public sealed class CallerConfig
     /// <summary>Name of an environment variable holding the base64 key.</summary>
     [JsonPropertyName("key_env")] public string? KeyEnv { get; set; }
     [JsonPropertyName("admin")] public bool Admin { get; set; }
+    /// <summary>Party only: may send inline feature values (realtime mode). Only the party's own systems should:
+    /// a caller who chooses the feature values reads the party's weights off k + 1 partial scores.</summary>
+    [JsonPropertyName("inline_features")] public bool InlineFeatures { get; set; }
 
     public byte[] ResolveKey(string who) => ServingConfig.DecodeKey(Key, KeyEnv, who);
 }

@@ -95,7 +95,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     }
 
     [Fact]
-    public async Task Party_scores_inline_features_and_names_missing_ones_and_never_returns_features()
+    public async Task Party_scores_inline_features_only_from_a_permitted_caller_names_missing_ones_and_never_returns_features()
     {
         var id = W.SharedIds[5];
         var m = W.Models[("host", 2)];
@@ -106,7 +106,11 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             model_id = W.ModelId, version = 2, mode = "realtime", sample_ids = new[] { id, "inline-2" },
             features = new Dictionary<string, Dictionary<string, double?>> { [id] = inline, ["inline-2"] = withNull },
         });
-        var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["host"].Url + "/v1/partial-scores", "initiator", W.HostKey, body);
+        // The initiator may not choose feature values: k + 1 answers would give it the host's weights.
+        var (refused, why) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["host"].Url + "/v1/partial-scores", "initiator", W.HostKey, body);
+        Assert.Equal(403, refused);
+        Assert.Contains("inline_features", why);
+        var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, W.Parties["host"].Url + "/v1/partial-scores", "feeder", W.FeederKey, body);
         Assert.True(status == 200, text);
         var results = JsonDocument.Parse(text).RootElement.GetProperty("results").EnumerateArray().ToList();
         var expected = new double[1];

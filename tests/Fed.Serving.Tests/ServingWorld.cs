@@ -44,6 +44,8 @@ public sealed class ServingWorld : IAsyncDisposable
     public byte[] HostKey { get; } = RandomNumberGenerator.GetBytes(32);
     public byte[] ClientKey { get; } = RandomNumberGenerator.GetBytes(32);
     public byte[] AdminKey { get; } = RandomNumberGenerator.GetBytes(32);
+    /// <summary>The party's own real-time system: the only caller allowed to send inline features.</summary>
+    public byte[] FeederKey { get; } = RandomNumberGenerator.GetBytes(32);
 
     public static string RequireRedis() =>
         Environment.GetEnvironmentVariable("FED_TEST_REDIS") is { Length: > 0 } r ? r
@@ -77,6 +79,7 @@ public sealed class ServingWorld : IAsyncDisposable
         {
             ["initiator"] = new CallerConfig { Key = Convert.ToBase64String(party == "guest" ? GuestKey : HostKey) },
             ["admin"] = new CallerConfig { Key = Convert.ToBase64String(AdminKey), Admin = true },
+            ["feeder"] = new CallerConfig { Key = Convert.ToBase64String(FeederKey), InlineFeatures = true },
         },
         Log = log,
     };
