@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Fed.Core.Data;
 
 /// <summary>
@@ -18,6 +20,42 @@ public static class Utf8Double
 
     const ulong MaxExact = 1UL << 53;
 
+    /// <summary>Appends the decimal digits at <paramref name="i"/> to <paramref name="m"/>; returns how many (m is garbage past 19).</summary>
+    static int Digits(ReadOnlySpan<byte> s, ref int i, ref ulong m)
+    {
+        var start = i;
+        // Eight digits at a time (SWAR): check all eight bytes are '0'..'9', then combine them with three multiplies.
+        while (i + 8 <= s.Length)
+        {
+            var v = BinaryPrimitives.ReadUInt64LittleEndian(s[i..]);
+            if (((v & 0xF0F0F0F0F0F0F0F0) | (((v + 0x0606060606060606) & 0xF0F0F0F0F0F0F0F0) >> 4)) != 0x3333333333333333) break;
+            v -= 0x3030303030303030;
+            v = v * 10 + (v >> 8);
+            v = ((v & 0x000000FF000000FF) * 0x000F424000000064 + ((v >> 16) & 0x000000FF000000FF) * 0x0000271000000001) >> 32;
+            m = m * 100_000_000 + v;
+            i += 8;
+        }
+        // Then four at a time (the 6-8 significant digits of typical feature text end here).
+        if (i + 4 <= s.Length)
+        {
+            var v = BinaryPrimitives.ReadUInt32LittleEndian(s[i..]);
+            if (((v & 0xF0F0F0F0) | (((v + 0x06060606) & 0xF0F0F0F0) >> 4)) == 0x33333333)
+            {
+                v -= 0x30303030;
+                v = v * 10 + (v >> 8);                                  // pairs: byte 0 = d0d1, byte 2 = d2d3
+                m = m * 10_000 + (v & 0xFF) * 100 + ((v >> 16) & 0xFF);
+                i += 4;
+            }
+        }
+        for (; i < s.Length; i++)
+        {
+            var d = (uint)(s[i] - '0');
+            if (d > 9) break;
+            m = m * 10 + d;
+        }
+        return i - start;
+    }
+
     /// <summary>True with the correctly rounded value when <paramref name="s"/> is a number the fast path covers.</summary>
     public static bool TryParse(ReadOnlySpan<byte> s, out double value)
     {
@@ -26,33 +64,18 @@ public static class Utf8Double
         var negative = false;
         if (s.Length > 0 && (s[0] == '-' || s[0] == '+')) { negative = s[0] == '-'; i++; }
 
+        // m collects every digit (leading zeros add nothing); more than 19 could overflow, so those fall back.
         ulong m = 0;
-        var significant = 0; // digits in m, leading zeros not counted
-        var scale = 0;       // m * 10^scale is the number before the exponent part
-        var any = false;
-        for (; i < s.Length; i++)
-        {
-            var d = (uint)(s[i] - '0');
-            if (d > 9) break;
-            any = true;
-            if (m == 0 && d == 0) continue;
-            if (++significant > 19) return false;
-            m = m * 10 + d;
-        }
+        var digits = Digits(s, ref i, ref m);
+        var scale = 0; // m * 10^scale is the number before the exponent part
         if (i < s.Length && s[i] == '.')
         {
-            for (i++; i < s.Length; i++)
-            {
-                var d = (uint)(s[i] - '0');
-                if (d > 9) break;
-                any = true;
-                scale--;
-                if (m == 0 && d == 0) continue;
-                if (++significant > 19) return false;
-                m = m * 10 + d;
-            }
+            i++;
+            var fraction = Digits(s, ref i, ref m);
+            digits += fraction;
+            scale = -fraction;
         }
-        if (!any) return false;
+        if (digits == 0 || digits > 19) return false;
         if (i < s.Length && (s[i] | 0x20) == 'e')
         {
             i++;

@@ -164,6 +164,7 @@ public sealed class PartialScorer
     }
 
     /// <summary>acc[i] = acc[i] + w * x[i], rounded after the multiply and after the add, like the SQL engines.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first batch: skip the unoptimized tier
     internal static void MultiplyAdd(Span<double> acc, double w, ReadOnlySpan<double> x)
     {
         var i = 0;
@@ -180,6 +181,7 @@ public sealed class PartialScorer
     /// Four features in one pass: acc[i] = (((acc[i] + w0·x0[i]) + w1·x1[i]) + w2·x2[i]) + w3·x3[i], each product and
     /// sum rounded separately (Multiply then Add, never a fused multiply-add). x* are read from <paramref name="offset"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void MultiplyAdd4(Span<double> acc, ReadOnlySpan<double> w, double[] x0, double[] x1, double[] x2, double[] x3, int offset)
     {
         // Callers checked every column covers offset + acc.Length, so unchecked loads stay in bounds.
