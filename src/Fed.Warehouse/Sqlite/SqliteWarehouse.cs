@@ -229,8 +229,13 @@ public sealed class SqliteWarehouse : IWarehouse
 
         public void GetDoubles(int first, Span<double> values)
         {
+            // Each column call takes the connection's mutex, so ask for the type only when the value reads as 0.0
+            // (what NULL reads as): one call per value instead of two.
             for (var i = 0; i < values.Length; i++)
-                values[i] = Native.sqlite3_column_type(_h, first + i) == raw.SQLITE_NULL ? double.NaN : Native.sqlite3_column_double(_h, first + i);
+            {
+                var v = Native.sqlite3_column_double(_h, first + i);
+                values[i] = v == 0 && Native.sqlite3_column_type(_h, first + i) == raw.SQLITE_NULL ? double.NaN : v;
+            }
         }
 
         public void Dispose() => _stmt.Dispose();
