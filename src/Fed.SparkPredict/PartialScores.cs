@@ -59,12 +59,18 @@ public static class PartialScoreFiles
 {
     public static string BaseName(string modelId, int version, string party, Partition p) => $"{modelId}_v{version}_{party}_{p.FileTag}";
 
-    /// <summary>Streaming writer for the data file; <see cref="Complete"/> renames it and writes the manifest.</summary>
+    /// <summary>
+    /// Streaming writer for the data file; <see cref="Complete"/> renames it and writes the manifest.
+    /// Formats straight to UTF-8 in a reused buffer and hashes each block as it is written (no second read for the checksum).
+    /// </summary>
     public sealed class Writer : IDisposable
     {
         readonly string _dir, _base, _tmp;
-        readonly StreamWriter _w;
+        readonly FileStream _file;
+        readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         readonly int _outputs;
+        byte[] _buf = new byte[1 << 16];
+        int _used;
         long _rows;
         bool _done;
 
@@ -75,34 +81,55 @@ public static class PartialScoreFiles
             _base = BaseName(modelId, version, party, p);
             _tmp = Path.Combine(dir, $".{_base}.csv.tmp-{Environment.ProcessId}");
             _outputs = outputs;
-            _w = new StreamWriter(_tmp, false, new UTF8Encoding(false), 1 << 16);
-            _w.Write("sample_id");
-            for (var c = 0; c < outputs; c++) _w.Write(outputs == 1 ? ",partial_score" : $",partial_score_{c}");
-            _w.Write('\n');
+            _file = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1);
+            var header = new StringBuilder("sample_id");
+            for (var c = 0; c < outputs; c++) header.Append(outputs == 1 ? ",partial_score" : $",partial_score_{c}");
+            Append(header.Append('\n').ToString());
         }
 
         public long Rows => _rows;
 
         public void Write(string id, double[][] scores, int r)
         {
-            if (id.Contains(',') || id.Contains('"') || id.Contains('\n')) { _w.Write('"'); _w.Write(id.Replace("\"", "\"\"")); _w.Write('"'); }
-            else _w.Write(id);
-            Span<char> buf = stackalloc char[32];
+            if (id.AsSpan().IndexOfAny(",\"\n") >= 0) Append('"' + id.Replace("\"", "\"\"") + '"');
+            else Append(id);
+            Reserve(_outputs * 33 + 1); // ',' + at most 32 bytes of round-trip double per score, then '\n'
             for (var c = 0; c < _outputs; c++)
             {
-                _w.Write(',');
-                scores[c][r].TryFormat(buf, out var n, "R", CultureInfo.InvariantCulture);
-                _w.Write(buf[..n]);
+                _buf[_used++] = (byte)',';
+                scores[c][r].TryFormat(_buf.AsSpan(_used), out var n, "R", CultureInfo.InvariantCulture);
+                _used += n;
             }
-            _w.Write('\n');
+            _buf[_used++] = (byte)'\n';
             _rows++;
+        }
+
+        void Append(string text)
+        {
+            Reserve(Encoding.UTF8.GetMaxByteCount(text.Length));
+            _used += Encoding.UTF8.GetBytes(text, _buf.AsSpan(_used));
+        }
+
+        void Reserve(int bytes)
+        {
+            if (_buf.Length - _used >= bytes) return;
+            Flush();
+            if (_buf.Length < bytes) _buf = new byte[bytes];
+        }
+
+        void Flush()
+        {
+            _file.Write(_buf, 0, _used);
+            _sha.AppendData(_buf, 0, _used);
+            _used = 0;
         }
 
         public PartialScoreManifest Complete(PartialScoreManifest template)
         {
-            _w.Dispose();
+            Flush();
+            _file.Dispose();
             var data = Path.Combine(_dir, _base + ".csv");
-            var manifest = template with { RowCount = _rows, Sha256 = Sha256Of(_tmp), DataFile = _base + ".csv", Outputs = _outputs, WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") };
+            var manifest = template with { RowCount = _rows, Sha256 = Convert.ToHexStringLower(_sha.GetHashAndReset()), DataFile = _base + ".csv", Outputs = _outputs, WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") };
             File.Move(_tmp, data, overwrite: true);
             var mpath = Path.Combine(_dir, _base + PartialScoreManifest.Suffix);
             File.WriteAllText(mpath + ".tmp", JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
@@ -113,7 +140,8 @@ public static class PartialScoreFiles
 
         public void Dispose()
         {
-            _w.Dispose();
+            _file.Dispose();
+            _sha.Dispose();
             if (!_done && File.Exists(_tmp)) File.Delete(_tmp);
         }
     }

@@ -18,6 +18,7 @@ public sealed class WarehouseFeatureSource : IFeatureSource
     readonly string? _hour;
     bool _pending; // _reader is positioned on a row not yet consumed
     bool _end;
+    readonly double[] _row; // one row's features, reused
 
     public WarehouseFeatureSource(IWarehouse warehouse, string table, IReadOnlyList<string> features, Partition partition)
     {
@@ -33,15 +34,16 @@ public sealed class WarehouseFeatureSource : IFeatureSource
         if (partition.Hourly && !have.Contains("hour"))
             throw new BadInputException($"{table} has no hour column: it is a daily feature table; drop --hour or load hourly features");
         _k = columns.Length;
+        _row = new double[_k];
         var cols = string.Join("", columns.Select(c => ", " + d.Id(c)));
         if (partition.Hourly)
         {
             _hour = partition.HourText;
-            _reader = warehouse.Query($"SELECT sample_id, hour{cols} FROM {d.Id(table)} WHERE dt = ? AND hour <= ? ORDER BY sample_id, hour DESC",
+            _reader = warehouse.Scan($"SELECT sample_id, hour{cols} FROM {d.Id(table)} WHERE dt = ? AND hour <= ? ORDER BY sample_id, hour DESC",
                 partition.Dt, partition.HourText);
         }
         else
-            _reader = warehouse.Query($"SELECT sample_id{cols} FROM {d.Id(table)} WHERE dt = ?", partition.Dt);
+            _reader = warehouse.Scan($"SELECT sample_id{cols} FROM {d.Id(table)} WHERE dt = ?", partition.Dt);
     }
 
     public string Description { get; }
@@ -59,12 +61,14 @@ public sealed class WarehouseFeatureSource : IFeatureSource
     public bool ReadBatch(FeatureBatch batch)
     {
         var n = 0;
+        var row = _row;
         if (_hour is null)
         {
             while (n < batch.Capacity && _reader.Read())
             {
                 batch.SampleIds[n] = _reader.GetString(0);
-                for (var f = 0; f < _k; f++) batch.Columns[f][n] = _reader.IsNull(1 + f) ? double.NaN : _reader.GetDouble(1 + f);
+                _reader.GetDoubles(1, row);
+                for (var f = 0; f < _k; f++) batch.Columns[f][n] = row[f];
                 n++;
             }
         }
@@ -78,7 +82,8 @@ public sealed class WarehouseFeatureSource : IFeatureSource
                 // Newest row of this sample (rows come ordered by sample_id, hour DESC).
                 var id = _reader.GetString(0);
                 var newestHour = _reader.GetString(1);
-                for (var f = 0; f < _k; f++) batch.Columns[f][n] = _reader.IsNull(2 + f) ? double.NaN : _reader.GetDouble(2 + f);
+                _reader.GetDoubles(2, row);
+                for (var f = 0; f < _k; f++) batch.Columns[f][n] = row[f];
                 var hasPrev = false;
                 var changed = true;
                 // Skip the sample's older rows, comparing with the first (the newest before H).
@@ -87,7 +92,7 @@ public sealed class WarehouseFeatureSource : IFeatureSource
                     if (_reader.GetString(0) != id) { _pending = true; break; }
                     if (hasPrev) continue;
                     hasPrev = true;
-                    for (var f = 0; f < _k; f++) prev[f] = _reader.IsNull(2 + f) ? double.NaN : _reader.GetDouble(2 + f);
+                    _reader.GetDoubles(2, prev);
                     changed = false;
                     for (var f = 0; f < _k && !changed; f++)
                     {

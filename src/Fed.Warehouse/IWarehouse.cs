@@ -12,6 +12,9 @@ public interface IWarehouse : IDisposable
     string Description { get; }
     int Execute(string sql, params object?[] args);
     IRowReader Query(string sql, params object?[] args);
+    /// <summary>A forward-only scan over many rows (a feature table): the same rows and values as <see cref="Query"/>,
+    /// which a backend may serve with a leaner reader (typed column access, no per-value boxing).</summary>
+    IRowReader Scan(string sql, params object?[] args) => Query(sql, args);
     /// <summary>Starts a transaction; disposing it without <see cref="IWarehouseTransaction.Commit"/> rolls back.
     /// Only valid when <see cref="SqlDialect.SupportsTransactions"/>; Hive writers use partition overwrite instead.</summary>
     IWarehouseTransaction BeginTransaction();
@@ -33,4 +36,10 @@ public interface IRowReader : IDisposable
     double GetDouble(int i);
     long GetInt64(int i);
     string GetString(int i);
+
+    /// <summary>Columns <c>[first, first + values.Length)</c> of the current row as doubles, NULL as NaN.</summary>
+    void GetDoubles(int first, Span<double> values)
+    {
+        for (var i = 0; i < values.Length; i++) values[i] = IsNull(first + i) ? double.NaN : GetDouble(first + i);
+    }
 }

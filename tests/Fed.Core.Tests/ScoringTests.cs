@@ -39,6 +39,33 @@ public class ScoringTests
     }
 
     [Fact]
+    public void RangesAcrossBlocksScoreLikeRowsToTheBit()
+    {
+        // More rows than one accumulator block, 50 features (12 four-feature passes + 2 single ones), missing values, ranges at odd offsets.
+        const int k = 50, rows = 2 * 16_384 + 37;
+        var m = ScoringModel.From(TestModels.Make(k: k, kind: ModelKind.Softmax));
+        var scorer = new PartialScorer(m);
+        var cols = RandomColumns(k, rows, 11, missingRate: 0.0005);
+        var scores = Enumerable.Range(0, m.OutputCount).Select(_ => new double[rows]).ToArray();
+        var miss = new int[rows];
+        var cov = new FeatureCoverage(m.Features);
+        var rejected = scorer.ScoreRange(cols, 0, 5, scores, miss, cov) + scorer.ScoreRange(cols, 5, 20_001, scores, miss, cov)
+                       + scorer.ScoreRange(cols, 20_006, rows - 20_006, scores, miss, cov);
+        Assert.True(rejected > 0);
+        Assert.Equal(rows, cov.RowsSeen);
+        var one = new double[m.OutputCount];
+        for (var r = 0; r < rows; r++)
+        {
+            var x = cols.Select(c => c[r]).ToArray();
+            if (x.Any(double.IsNaN)) { Assert.Equal(Array.FindIndex(x, double.IsNaN), miss[r]); continue; }
+            Assert.Equal(-1, miss[r]);
+            scorer.ScoreRow(x, one);
+            for (var c = 0; c < m.OutputCount; c++)
+                Assert.Equal(BitConverter.DoubleToInt64Bits(one[c]), BitConverter.DoubleToInt64Bits(scores[c][r]));
+        }
+    }
+
+    [Fact]
     public void FoldedStandardizationMatchesTheTransformedDotProduct()
     {
         var mean = new[] { 1.5, -2.0, 10.0 };
