@@ -26,6 +26,7 @@ public sealed class CsvFeatureSource : IFeatureSource
     readonly int[] _featureIndex; // CSV column of each requested feature
     readonly int _width;
     readonly int[] _fieldStart, _fieldEnd; // the current unquoted record's fields, as offsets into _buf
+    readonly int[]? _columnFeature; // feature index of each CSV column (-1: not read), for the one-pass reader; null: not usable
     readonly List<string> _cells = new();
     readonly StringBuilder _cell = new();
 
@@ -56,6 +57,14 @@ public sealed class CsvFeatureSource : IFeatureSource
                 if (i < 0) i = Array.IndexOf(Header, Identifiers.ColumnFor(features[f]));
                 if (i < 0) missing.Add(features[f]);
                 _featureIndex[f] = i;
+            }
+            // One pass per record works when each column feeds at most one feature and the id is not a feature.
+            _columnFeature = Enumerable.Repeat(-1, _width).ToArray();
+            for (var f = 0; f < _featureIndex.Length && _columnFeature != null; f++)
+            {
+                if (_featureIndex[f] < 0) continue;
+                if (_featureIndex[f] == _idIndex || _columnFeature[_featureIndex[f]] >= 0) _columnFeature = null;
+                else _columnFeature[_featureIndex[f]] = f;
             }
             if (missing.Count > 0)
                 throw new MissingFeatureException(
@@ -92,7 +101,10 @@ public sealed class CsvFeatureSource : IFeatureSource
                 if (ReadQuoted(batch, n, start, length)) n++;
                 continue;
             }
-            // Unquoted (the common case): split in place and parse the UTF-8 bytes, no strings but the id.
+            // Unquoted (the common case): parse the UTF-8 bytes in place, no strings but the id. First in one pass;
+            // a record it cannot take whole (bad cell, wrong field count, ...) goes the split-then-parse way below,
+            // which decides what is valid and words the error.
+            if (_columnFeature != null && ReadInOnePass(batch, n, start, length)) { n++; continue; }
             if (SplitFields(start, length) is var fields && fields != _width) throw FieldCount(fields);
             var id = _buf.AsSpan(_fieldStart[_idIndex], _fieldEnd[_idIndex] - _fieldStart[_idIndex]);
             if (id.IsEmpty) throw EmptyId();
@@ -109,6 +121,44 @@ public sealed class CsvFeatureSource : IFeatureSource
         }
         batch.Count = n;
         return n > 0;
+    }
+
+    /// <summary>
+    /// Row <paramref name="n"/> from an unquoted record in one pass: each feature cell parsed where it stands (it must
+    /// end at a comma or the line end), other cells skipped, the id copied. False, with nothing decided, for anything
+    /// the fast parser does not take or a field count other than the header's.
+    /// </summary>
+    bool ReadInOnePass(FeatureBatch batch, int n, int start, int length)
+    {
+        var line = _buf.AsSpan(start, length);
+        var pos = 0;
+        for (var c = 0; c < _width; c++)
+        {
+            var rest = line[pos..];
+            if (_columnFeature![c] is var f && f >= 0)
+            {
+                if (rest.IsEmpty || rest[0] == ',') batch.Columns[f][n] = double.NaN;
+                else if (Utf8Double.TryParsePrefix(rest, out var v, out var used) && (used == rest.Length || rest[used] == ',')) { batch.Columns[f][n] = v; pos += used; }
+                else return false;
+            }
+            else
+            {
+                var comma = rest.IndexOf((byte)',');
+                var cell = comma < 0 ? rest : rest[..comma];
+                if (c == _idIndex)
+                {
+                    if (cell.IsEmpty) return false;
+                    batch.SampleIds[n] = Encoding.UTF8.GetString(cell);
+                }
+                pos += cell.Length;
+            }
+            if (c < _width - 1)
+            {
+                if (pos == line.Length) return false; // too few fields
+                pos++;                                // the comma
+            }
+        }
+        return pos == line.Length; // else too many fields
     }
 
     /// <summary>Field bounds of an unquoted record, finding commas 32 bytes at a time; returns the number of fields.</summary>

@@ -57,9 +57,16 @@ public static class Utf8Double
     }
 
     /// <summary>True with the correctly rounded value when <paramref name="s"/> is a number the fast path covers.</summary>
-    public static bool TryParse(ReadOnlySpan<byte> s, out double value)
+    public static bool TryParse(ReadOnlySpan<byte> s, out double value) => TryParsePrefix(s, out value, out var used) && used == s.Length;
+
+    /// <summary>
+    /// The same for the number at the start of <paramref name="s"/>: <paramref name="consumed"/> is where it ends
+    /// (a CSV reader checks a delimiter follows). False when the prefix is not a number the fast path covers.
+    /// </summary>
+    public static bool TryParsePrefix(ReadOnlySpan<byte> s, out double value, out int consumed)
     {
         value = 0;
+        consumed = 0;
         var i = 0;
         var negative = false;
         if (s.Length > 0 && (s[0] == '-' || s[0] == '+')) { negative = s[0] == '-'; i++; }
@@ -93,7 +100,7 @@ public static class Utf8Double
             if (expDigits == 0) return false;
             scale += expNegative ? -e : e;
         }
-        if (i != s.Length) return false;
+        consumed = i;
 
         if (m == 0) { value = negative ? -0.0 : 0.0; return true; }
         if (m > MaxExact) return false;
