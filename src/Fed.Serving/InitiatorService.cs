@@ -57,7 +57,13 @@ public sealed class InitiatorService : ServiceHost
         if (config.NearCache.Enabled)
         {
             try { _near = NearCache.Start(config.NearCache, config.Redis, _redis, Metrics, (msg, err) => Log.Write("error", msg, ("error", err))); }
-            catch { _redis.Dispose(); _pool.Dispose(); _http.Dispose(); throw; }
+            catch
+            {
+                // Refused to start: release what is already open (the log's writer holds its file).
+                _redis.Dispose(); _pool.Dispose(); _http.Dispose();
+                Log.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw;
+            }
             Metrics.Gauge("fed_near_cache_entries", "Prediction records held in the initiator's near cache.", () => _near.Count);
         }
         Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
