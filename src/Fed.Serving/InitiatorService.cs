@@ -31,6 +31,7 @@ public sealed class InitiatorService : ServiceHost
     readonly Dictionary<string, (PartyEndpoint Endpoint, byte[] Key, Uri Uri)> _parties;
     readonly ConnectionMultiplexer _redis;
     readonly TimeSpan _ttl;
+    readonly NearCache? _near;
 
     public InitiatorService(InitiatorConfig config) : base(config, "initiator:" + config.PartyId)
     {
@@ -53,6 +54,18 @@ public sealed class InitiatorService : ServiceHost
         { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
         _redis = ConnectRedis(config.Redis);
         _ttl = TimeSpan.FromSeconds(config.CacheTtlSeconds);
+        if (config.NearCache.Enabled)
+        {
+            try { _near = NearCache.Start(config.NearCache, config.Redis, _redis, Metrics, (msg, err) => Log.Write("error", msg, ("error", err))); }
+            catch
+            {
+                // Refused to start: release what is already open (the log's writer holds its file).
+                _redis.Dispose(); _pool.Dispose(); _http.Dispose();
+                Log.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw;
+            }
+            Metrics.Gauge("fed_near_cache_entries", "Prediction records held in the initiator's near cache.", () => _near.Count);
+        }
         Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
         {
             double hit = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "hit"));
@@ -63,6 +76,7 @@ public sealed class InitiatorService : ServiceHost
 
     public ModelCache Models { get; }
     public IDatabase Redis => _redis.GetDatabase();
+    public int NearCacheEntries => _near?.Count ?? 0;
 
     /// <summary>The Redis client as the initiator sets it up (public so a benchmark's baseline uses the same client).</summary>
     public static ConnectionMultiplexer ConnectRedis(string config)
@@ -404,13 +418,29 @@ public sealed class InitiatorService : ServiceHost
         if (ctx.Request.Query.TryGetValue("version", out var vq))
             version = int.TryParse(vq.ToString(), out var v) && v >= 1 ? v : throw new BadInputException("'version' must be an integer >= 1");
         else version = Models.ActiveVersion(modelId);
+        var key = PredictionKeys.Record(modelId, version, sampleId);
+        NearCache.Ticket ticket = default;
+        if (_near != null)
+        {
+            var near = _near.TryGet(key);
+            Metrics.Inc("fed_near_cache_lookups_total", "Near-cache lookups by result (a miss goes on to Redis).", Metrics.L("result", near != null ? "hit" : "miss"));
+            if (near != null)
+            {
+                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "hit"));
+                await ResponseBody.SendAsync(ctx.Response, near);
+                return;
+            }
+            ticket = _near.Take(key); // before the GET: an invalidation from now on voids what it returns
+        }
         RedisValue value;
-        try { value = await Redis.StringGetAsync(PredictionKeys.Record(modelId, version, sampleId)); }
+        try { value = await Redis.StringGetAsync(key); }
         catch (RedisException e) { throw new FedFailureException("prediction cache unavailable: " + e.Message, e); }
         Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", value.HasValue ? "hit" : "miss"));
         if (value.HasValue)
         {
-            await ResponseBody.SendAsync(ctx.Response, (byte[])value!); // the stored record is the answer, byte for byte
+            var bytes = (byte[])value!;
+            _near?.Put(key, bytes, ticket);
+            await ResponseBody.SendAsync(ctx.Response, bytes); // the stored record is the answer, byte for byte
             return;
         }
         using var body = new ResponseBody(512);
@@ -430,6 +460,7 @@ public sealed class InitiatorService : ServiceHost
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
+        _near?.Dispose();
         _http.Dispose();
         _redis.Dispose();
         _pool.Dispose();

@@ -156,8 +156,31 @@ public sealed class ServingBenchmark : IBenchmark
             ctx.Log($"   warm lookup: {warm1}\n                {warmConc}");
             var warmBatch = await Drive(BatchWorkers, seconds, WarmBatch);
             ctx.Log($"   warm batch100: {warmBatch}");
+
+            // The same lookups through a second initiator with the near cache on (started only now, so the phases
+            // above ran exactly as before). max_age_ms 1000: every entry is re-read from Redis at least once a second.
+            var nearCfg = world.InitiatorConfig(world.Parties.ToDictionary(x => x.Key, x => x.Value.Url), "file:" + Path.Combine(logDir, "initiator-near.log"));
+            nearCfg.RateLimit = new RateLimitConfig { PermitsPerSecond = 10_000_000, Burst = 10_000_000 };
+            nearCfg.NearCache = new NearCacheConfig { MaxEntries = 10_000, MaxAgeMs = 1000 };
+            await using var near = new InitiatorService(nearCfg);
+            await near.StartAsync();
+            var nearUris = ids.Select(id => new Uri($"{near.Url}/v1/predictions/{world.ModelId}/{id}")).ToArray();
+            Task<bool> NearLookup(int i) => Send(HttpMethod.Get, nearUris[Pick(i, nearUris.Length)], null);
+            await Drive(Workers, warm, NearLookup);
+            long NearHits() => near.Metrics.Counter("fed_near_cache_lookups_total", Fed.Serving.Metrics.L("result", "hit"));
+            long NearMisses() => near.Metrics.Counter("fed_near_cache_lookups_total", Fed.Serving.Metrics.L("result", "miss"));
+            async Task<(Load Load, double HitRatio)> NearPhase(int workers)
+            {
+                var (h, m) = (NearHits(), NearMisses());
+                var l = await Drive(workers, seconds, NearLookup);
+                var (dh, dm) = (NearHits() - h, NearMisses() - m);
+                return (l, dh + dm == 0 ? 0 : (double)dh / (dh + dm));
+            }
+            var near1 = await NearPhase(1);
+            var nearConc = await NearPhase(Workers);
+            ctx.Log($"   near-cache lookup: {near1.Load} (near hits {near1.HitRatio:P2})\n                      {nearConc.Load} (near hits {nearConc.HitRatio:P2})");
             var loadAfter = LoadAverage();
-            var droppedLogLines = world.Initiator.Log.Dropped + world.Parties.Values.Sum(p => p.Log.Dropped);
+            var droppedLogLines = world.Initiator.Log.Dropped + near.Log.Dropped + world.Parties.Values.Sum(p => p.Log.Dropped);
 
             Dictionary<string, object> D(Load l, string? goal = null, bool ok = true, params (string, object)[] extra)
             {
@@ -196,6 +219,18 @@ public sealed class ServingBenchmark : IBenchmark
                     { Details = D(warmConc, "p99 within 2x the plain Redis GET round trip (same concurrency)", warmConc.P99Ms <= 2 * redisConc.P99Ms,
                         ("redis_get_p50_ms", Math.Round(redisConc.P50Ms, 3)), ("redis_get_p99_ms", Math.Round(redisConc.P99Ms, 3)),
                         ("http_floor_p50_ms", Math.Round(floorConc.P50Ms, 3)), ("http_floor_p99_ms", Math.Round(floorConc.P99Ms, 3))) },
+                new BenchFigure("serving_warm_lookup_near_cache_p99", "p99_latency", "ms", near1.Load.P99Ms, Base("p99_ms", 1), redis1.P99Ms, near1.Load.Requests)
+                    { Details = D(near1.Load, "p99 within 2x the plain Redis GET round trip (same concurrency)", near1.Load.P99Ms <= 2 * redis1.P99Ms,
+                        ("near_cache", "max_entries 10000, max_age_ms 1000"), ("near_cache_hit_ratio", Math.Round(near1.HitRatio, 4)),
+                        ("redis_get_p50_ms", Math.Round(redis1.P50Ms, 3)), ("redis_get_p99_ms", Math.Round(redis1.P99Ms, 3)),
+                        ("http_floor_p50_ms", Math.Round(floor1.P50Ms, 3)), ("http_floor_p99_ms", Math.Round(floor1.P99Ms, 3))) },
+                new BenchFigure($"serving_warm_lookup_near_cache_p99_{Workers}_workers", "p99_latency", "ms", nearConc.Load.P99Ms, Base("p99_ms", Workers), redisConc.P99Ms, nearConc.Load.Requests)
+                    { Details = D(nearConc.Load, "p99 within 2x the plain Redis GET round trip (same concurrency)", nearConc.Load.P99Ms <= 2 * redisConc.P99Ms,
+                        ("near_cache", "max_entries 10000, max_age_ms 1000"), ("near_cache_hit_ratio", Math.Round(nearConc.HitRatio, 4)),
+                        ("redis_get_p50_ms", Math.Round(redisConc.P50Ms, 3)), ("redis_get_p99_ms", Math.Round(redisConc.P99Ms, 3)),
+                        ("http_floor_p50_ms", Math.Round(floorConc.P50Ms, 3)), ("http_floor_p99_ms", Math.Round(floorConc.P99Ms, 3))) },
+                new BenchFigure("serving_warm_lookup_near_cache_throughput", "lookups_per_s", "1/s", nearConc.Load.Qps, Base("per_s", Workers), redisConc.Qps, nearConc.Load.Requests)
+                    { Details = D(nearConc.Load, extra: ("near_cache_hit_ratio", Math.Round(nearConc.HitRatio, 4))) },
                 new BenchFigure("serving_warm_lookup_throughput", "lookups_per_s", "1/s", warmConc.Qps, Base("per_s", Workers), redisConc.Qps, warmConc.Requests)
                     { Details = D(warmConc) },
                 new BenchFigure("serving_warm_batch100_throughput", "predictions_per_s", "1/s", warmBatch.Qps * 100, Base("per_s", BatchWorkers), redisBatch.Qps, warmBatch.Requests * 100)

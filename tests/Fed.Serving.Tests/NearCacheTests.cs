@@ -1,0 +1,284 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Fed.Core;
+using Fed.Core.Scoring;
+using StackExchange.Redis;
+
+namespace Fed.Serving.Tests;
+
+public sealed class NearCacheFixture : IAsyncLifetime
+{
+    public ServingWorld World { get; private set; } = null!;
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+    /// <summary>Another writer: the batch load or a streaming job, on its own connection.</summary>
+    public ConnectionMultiplexer Writer { get; private set; } = null!;
+    public string FlagsBefore { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        var redis = ServingWorld.RequireRedis();
+        // Start from a server that sends no notifications: the initiator must turn them on itself.
+        using (var admin = ConnectionMultiplexer.Connect(redis + ",allowAdmin=true"))
+        {
+            var server = admin.GetServer(admin.GetEndPoints()[0]);
+            server.ConfigSet("notify-keyspace-events", "");
+            FlagsBefore = server.ConfigGet("notify-keyspace-events")[0].Value;
+        }
+        World = await ServingWorld.Create(redis, c => c.NearCache = new NearCacheConfig { MaxEntries = 10_000, MaxAgeMs = 60_000 });
+        Writer = ConnectionMultiplexer.Connect(redis);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http.Dispose();
+        Writer?.Dispose();
+        if (World != null) await World.DisposeAsync();
+    }
+}
+
+/// <summary>The initiator's near cache against real Redis keyspace notifications, services on loopback.</summary>
+public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCacheFixture>
+{
+    ServingWorld W => f.World;
+    IDatabase Other => f.Writer.GetDatabase();
+
+    Task<(int Status, string Body)> Get(string sample, InitiatorService? via = null) =>
+        ServingWorld.Send(f.Http, HttpMethod.Get, (via ?? W.Initiator).Url + $"/v1/predictions/{W.ModelId}/{sample}", "client", W.ClientKey, null);
+
+    static long NearHits(InitiatorService s) => s.Metrics.Counter("fed_near_cache_lookups_total", Metrics.L("result", "hit"));
+
+    string Key(string sample) => PredictionKeys.Record(W.ModelId, 2, sample);
+
+    string Record(string sample, double value) => new PredictionRecord
+    {
+        ModelId = W.ModelId, Version = 2, SampleId = sample, PredictValue = value, Dt = ServingWorld.Dt, WrittenAt = "2026-11-21T00:00:00.000Z",
+    }.ToJson();
+
+    static double Value(string body) => JsonDocument.Parse(body).RootElement.GetProperty("predict_value").GetDouble();
+
+    /// <summary>Looks up until <paramref name="done"/> holds or a second passes; every answer must pass <paramref name="allowed"/>.</summary>
+    async Task<TimeSpan> PollUntil(string sample, Func<int, string, bool> done, Func<int, string, bool> allowed)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var (s, body) = await Get(sample);
+            Assert.True(allowed(s, body), $"unexpected answer HTTP {s}: {body}");
+            if (done(s, body)) return sw.Elapsed;
+            Assert.True(sw.ElapsedMilliseconds < 1000, $"still HTTP {s}: {body} after {sw.ElapsedMilliseconds} ms");
+        }
+    }
+
+    /// <summary>Looks up until one is served from the near cache: the first GET after a write may not populate it, since
+    /// that write's own notification can arrive after the GET was sent (and then voids what it read).</summary>
+    async Task<string> Warm(string sample, InitiatorService? via = null, int withinMs = 1000)
+    {
+        via ??= W.Initiator;
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var hits = NearHits(via);
+            var (s, body) = await Get(sample, via);
+            Assert.Equal(200, s);
+            if (NearHits(via) > hits) return body;
+            Assert.True(sw.ElapsedMilliseconds < withinMs, $"no near-cache hit within {withinMs} ms");
+        }
+    }
+
+    [Fact]
+    public async Task The_initiator_turned_keyspace_notifications_on_and_a_repeated_lookup_is_served_from_the_near_cache()
+    {
+        Assert.Equal("", f.FlagsBefore);
+        using (var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true"))
+            Assert.Equal("", NearCache.Missing(admin.GetServer(admin.GetEndPoints()[0]).ConfigGet("notify-keyspace-events")[0].Value));
+        var id = W.SharedIds[300];
+        await ServingWorld.Send(f.Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, ServingWorld.PredictBody(W.ModelId, [id]));
+        var stored = (string?)await Other.StringGetAsync(Key(id));
+        Assert.NotNull(stored);
+        Assert.Equal((200, stored), await Get(id));
+        Assert.Equal(stored, await Warm(id)); // the record byte for byte, as from Redis
+        Assert.Contains("fed_near_cache_entries ", await f.Http.GetStringAsync(W.Initiator.Url + "/metrics"));
+    }
+
+    [Fact]
+    public async Task A_value_overwritten_in_Redis_by_another_writer_is_seen_within_a_second_and_nothing_else_is_ever_returned()
+    {
+        const string id = "nc-overwrite";
+        await Other.StringSetAsync(Key(id), Record(id, 0));
+        Assert.Equal(0, Value(await Warm(id)));
+        var hits = NearHits(W.Initiator);
+
+        await Other.StringSetAsync(Key(id), Record(id, 1));
+        await PollUntil(id, (s, b) => Value(b) == 1, (s, b) => s == 200 && Value(b) is 0 or 1);
+
+        // Many writes racing lookups that populate the cache: only written values come back, and the last one wins.
+        const int n = 300;
+        using var stop = new CancellationTokenSource();
+        var seen = new List<double>();
+        var reader = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var (s, b) = await Get(id);
+                Assert.Equal(200, s);
+                seen.Add(Value(b));
+            }
+        });
+        for (var i = 2; i <= n; i++) await Other.StringSetAsync(Key(id), Record(id, i));
+        stop.Cancel();
+        await reader;
+        Assert.All(seen, v => Assert.InRange(v, 1, n));
+        var took = await PollUntil(id, (s, b) => Value(b) == n, (s, b) => s == 200 && Value(b) is >= 1 and <= n);
+        Assert.True(took < TimeSpan.FromSeconds(1), $"last write seen after {took}");
+        Assert.True(NearHits(W.Initiator) > hits, "the racing lookups were served from the near cache too");
+    }
+
+    [Fact]
+    public async Task A_key_deleted_in_Redis_makes_the_lookup_404_within_a_second()
+    {
+        const string id = "nc-delete";
+        await Other.StringSetAsync(Key(id), Record(id, 0.5));
+        Assert.Equal(0.5, Value(await Warm(id)));
+        await Other.KeyDeleteAsync(Key(id));
+        await PollUntil(id, (s, _) => s == 404, (s, b) => s == 404 || (s == 200 && Value(b) == 0.5));
+    }
+
+    [Fact]
+    public async Task A_lost_subscription_serves_nothing_stale_and_the_near_cache_comes_back_after_reconnecting()
+    {
+        const string id = "nc-reconnect";
+        await Other.StringSetAsync(Key(id), Record(id, 0));
+        Assert.Equal(0, Value(await Warm(id)));
+        using (var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true"))
+        {
+            var server = admin.GetServer(admin.GetEndPoints()[0]);
+            var subscribers = server.ClientList().Where(c => c.PatternSubscriptionCount > 0).ToArray(); // near caches only
+            Assert.NotEmpty(subscribers);
+            foreach (var c in subscribers) server.ClientKill(c.Address);
+        }
+        // Written while the subscription is down: its notification is lost, so only the reconnect handling can drop the entry.
+        await Other.StringSetAsync(Key(id), Record(id, 1));
+        await PollUntil(id, (s, b) => Value(b) == 1, (s, b) => s == 200 && Value(b) is 0 or 1);
+        Assert.Equal(1, Value(await Warm(id, withinMs: 10_000))); // re-subscribed and serving again
+        await Other.StringSetAsync(Key(id), Record(id, 2));
+        await PollUntil(id, (s, b) => Value(b) == 2, (s, b) => s == 200 && Value(b) is 1 or 2);
+    }
+
+    [Fact]
+    public async Task Max_entries_bounds_the_cache_and_max_age_ms_expires_entries()
+    {
+        var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        cfg.NearCache = new NearCacheConfig { MaxEntries = 5, MaxAgeMs = 300 };
+        await using var small = new InitiatorService(cfg);
+        await small.StartAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            var id = "nc-bound-" + i;
+            await Other.StringSetAsync(Key(id), Record(id, i));
+            Assert.Equal(i, Value(await Warm(id, small)));
+            Assert.InRange(small.NearCacheEntries, 1, 5);
+        }
+        var hits = NearHits(small);
+        await Get("nc-bound-19", small);
+        Assert.Equal(hits + 1, NearHits(small));
+        await Task.Delay(400); // past max_age_ms, with no change in Redis
+        await Get("nc-bound-19", small);
+        Assert.Equal(hits + 1, NearHits(small));
+    }
+
+    [Fact]
+    public async Task A_value_read_before_an_invalidation_that_arrives_before_it_is_stored_is_not_stored()
+    {
+        var metrics = new Metrics();
+        using var mux = InitiatorService.ConnectRedis(W.Redis);
+        using var cache = NearCache.Start(new NearCacheConfig { MaxEntries = 10, MaxAgeMs = 60_000 }, W.Redis, mux, metrics, (_, _) => { });
+        var key = Key("nc-ticket");
+        var ticket = cache.Take(key); // as the lookup does, before its GET
+        var stale = await Other.StringGetAsync(key);
+        await Other.StringSetAsync(key, Record("nc-ticket", 7)); // another writer, after the GET
+        var sw = Stopwatch.StartNew();
+        // Other tests write other keys meanwhile: wait for this key's slot to move on.
+        while (cache.Take(key).Generation == ticket.Generation && sw.ElapsedMilliseconds < 1000) await Task.Delay(5);
+        Assert.NotEqual(ticket.Generation, cache.Take(key).Generation);
+        cache.Put(key, System.Text.Encoding.UTF8.GetBytes(stale.HasValue ? (string)stale! : "old"), ticket);
+        Assert.Null(cache.TryGet(key));
+        Assert.Equal(0, cache.Count);
+        // A GET issued after the invalidation is stored.
+        ticket = cache.Take(key);
+        cache.Put(key, (byte[])(await Other.StringGetAsync(key))!, ticket);
+        Assert.NotNull(cache.TryGet(key));
+    }
+
+    /// <summary>The initiator config as a file, with <paramref name="nearCache"/> as its near_cache (null: left out).</summary>
+    InitiatorConfig Load(string? nearCache)
+    {
+        var node = JsonSerializer.SerializeToNode(W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url)),
+            new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull })!.AsObject();
+        node.Remove("near_cache");
+        if (nearCache != null) node["near_cache"] = System.Text.Json.Nodes.JsonNode.Parse(nearCache);
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, node.ToJsonString());
+            return ServingConfig.Load<InitiatorConfig>(path);
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Theory]
+    [InlineData("{\"max_entries\": -1}", "near_cache.max_entries")]
+    [InlineData("{\"max_entries\": 10, \"max_age_ms\": 0}", "near_cache.max_age_ms")]
+    [InlineData("{\"max_entries\": 10, \"ttl\": 5}", "ttl")]
+    public void Bad_near_cache_config_is_refused(string nearCache, string named) =>
+        Assert.Contains(named, Assert.Throws<BadInputException>(() => Load(nearCache)).Message);
+
+    [Fact]
+    public void Near_cache_is_off_by_default_and_with_max_entries_0_and_on_as_configured()
+    {
+        Assert.False(Load(null).NearCache.Enabled);
+        Assert.False(Load("{\"max_entries\": 0}").NearCache.Enabled);
+        var on = Load("{\"max_entries\": 1000, \"max_age_ms\": 250}").NearCache;
+        Assert.Equal((true, 1000, 250), (on.Enabled, on.MaxEntries, on.MaxAgeMs));
+    }
+
+    /// <summary>A real Redis whose CONFIG command is disabled (as on managed services) and notifications are off.</summary>
+    [Fact]
+    public async Task Startup_is_refused_when_Redis_cannot_be_made_to_send_notifications()
+    {
+        int port;
+        using (var l = new TcpListener(IPAddress.Loopback, 0)) { l.Start(); port = ((IPEndPoint)l.LocalEndpoint).Port; l.Stop(); }
+        var dir = Directory.CreateTempSubdirectory("fed-nc-redis-");
+        using var redis = Process.Start(new ProcessStartInfo("redis-server",
+            ["--port", port.ToString(), "--bind", "127.0.0.1", "--dir", dir.FullName, "--save", "", "--appendonly", "no", "--rename-command", "CONFIG", ""])
+            { RedirectStandardOutput = true })!;
+        try
+        {
+            using (var probe = await ConnectWhenUp($"127.0.0.1:{port}")) Assert.True(probe.IsConnected);
+            var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+            cfg.Redis = $"127.0.0.1:{port}";
+            cfg.NearCache = new NearCacheConfig { MaxEntries = 100 };
+            var e = Assert.Throws<FedFailureException>(() => new InitiatorService(cfg));
+            Assert.Contains("notify-keyspace-events", e.Message);
+            Assert.Contains("K$gxe", e.Message);
+            cfg.NearCache = new NearCacheConfig(); // off: the same server is fine
+            await using var plain = new InitiatorService(cfg);
+        }
+        finally
+        {
+            redis.Kill();
+            await redis.WaitForExitAsync();
+            dir.Delete(true);
+        }
+    }
+
+    static async Task<ConnectionMultiplexer> ConnectWhenUp(string endpoint)
+    {
+        for (var i = 0; ; i++)
+        {
+            try { return ConnectionMultiplexer.Connect(endpoint + ",connectTimeout=500"); }
+            catch (RedisConnectionException) when (i < 40) { await Task.Delay(100); }
+        }
+    }
+}
