@@ -47,10 +47,12 @@ public sealed class BatchScoringBenchmark : IBenchmark
         var csvPlan = new ScoringPlan { Model = plan.Model, Entry = plan.Entry, Features = csv, Partition = p };
         var afterSetup = Process.GetCurrentProcess().PeakWorkingSet64;
 
-        // 1. End to end from CSV, the whole process pinned to one core.
-        // The all-cores run doubles as the JIT warm-up for the one-core run.
+        // 1. End to end from CSV, the whole process pinned to one core: best of 3 after the all-cores run (the JIT
+        // warm-up), as for the in-memory figure. Every run is kept in the details: the first passes of a fresh process
+        // run partly unoptimized code while the JIT tiers up.
         var e2eAll = LocalEngine.Execute(csvPlan, w, Path.Combine(dir, "out-csv-all"));
-        var (e2e, e2eWall, e2eCpu) = OnOneCore(() => LocalEngine.Execute(csvPlan, w, Path.Combine(dir, "out-csv")));
+        var oneCoreRuns = Enumerable.Range(0, 3).Select(i => OnOneCore(() => LocalEngine.Execute(csvPlan, w, Path.Combine(dir, "out-csv" + i)))).ToList();
+        var (e2e, e2eWall, e2eCpu) = oneCoreRuns.MinBy(r => r.Result.TotalSeconds);
         var csvPeak = Process.GetCurrentProcess().PeakWorkingSet64;
         ctx.Log($"  csv: {e2eRows / e2e.TotalSeconds:N0} rows/s on one core, {e2eRows / e2eAll.TotalSeconds:N0} on all");
         figures.Add(new BenchFigure("end_to_end_from_csv", "throughput", "rows/s", e2eRows / e2e.TotalSeconds,
@@ -60,7 +62,9 @@ public sealed class BatchScoringBenchmark : IBenchmark
             {
                 ["features"] = K, ["csv_mb"] = new FileInfo(csv).Length / 1e6,
                 ["csv_text"] = "id + 50 values, each 6-8 significant digits ('G6'..'G8'), magnitudes 1e-3..1e3 (some in exponent notation)",
-                ["one_core"] = "every thread pinned to CPU 0 for the run (reader, scorer and writer threads share it); measured after an all-cores warm-up run",
+                ["one_core"] = "every thread pinned to CPU 0 for the run (reader, scorer and writer threads share it); best of 3 after an all-cores warm-up run",
+                ["one_core_rows_per_s_each_run"] = oneCoreRuns.Select(r => e2eRows / r.Result.TotalSeconds).ToArray(),
+                ["warm_up_all_cores_seconds"] = e2eAll.TotalSeconds,
                 ["total_seconds"] = e2e.TotalSeconds, ["cpu_seconds"] = e2eCpu, ["wall_seconds_incl_open"] = e2eWall, ["read_parse_seconds"] = e2e.ReadSeconds,
                 ["score_seconds"] = e2e.ScoreSeconds, ["write_seconds"] = e2e.WriteSeconds,
                 ["all_cores_rows_per_s"] = e2eRows / e2eAll.TotalSeconds, ["cores"] = Environment.ProcessorCount,
