@@ -100,30 +100,11 @@ public sealed class PartyService : ServiceHost
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-            WriteCoverage(w, coverage);
+            w.WritePropertyName("coverage");
+            coverage.WriteJson(w);
             w.WriteEndObject();
         }
         await body.SendAsync(ctx.Response);
-    }
-
-    /// <summary>The coverage report (<see cref="FeatureCoverage.ToReport"/>'s fields), written directly.</summary>
-    static void WriteCoverage(Utf8JsonWriter w, FeatureCoverage c)
-    {
-        w.WriteStartObject("coverage");
-        w.WriteNumber("rows_seen", c.RowsSeen);
-        w.WriteNumber("rows_scored", c.RowsScored);
-        w.WriteNumber("rows_rejected", c.RowsRejected);
-        w.WriteNumber("completeness", c.Completeness);
-        WriteCounts(w, "missing_by_feature", c.Features, c.Missing);
-        WriteCounts(w, "defaulted_by_feature", c.Features, c.Defaulted);
-        w.WriteEndObject();
-    }
-
-    static void WriteCounts(Utf8JsonWriter w, string name, IReadOnlyList<string> features, long[] counts)
-    {
-        w.WriteStartObject(name);
-        for (var i = 0; i < counts.Length; i++) if (counts[i] > 0) w.WriteNumber(features[i], counts[i]);
-        w.WriteEndObject();
     }
 
     /// <summary>Scores a request (used by the endpoint; public for tests and tools).</summary>

@@ -66,6 +66,16 @@ public class ScoringTests
     }
 
     [Fact]
+    public void CoverageWrittenDirectlyIsExactlyTheSerializedReport()
+    {
+        var c = new FeatureCoverage(["a", "b \"quoted\"", "c"]) { RowsSeen = 7, RowsScored = 5, RowsRejected = 2 };
+        c.Missing[1] = 3; c.Defaulted[1] = 1; c.Missing[2] = 1;
+        var buf = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new System.Text.Json.Utf8JsonWriter(buf)) c.WriteJson(w);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(c.ToReport()), System.Text.Encoding.UTF8.GetString(buf.WrittenSpan));
+    }
+
+    [Fact]
     public void FoldedStandardizationMatchesTheTransformedDotProduct()
     {
         var mean = new[] { 1.5, -2.0, 10.0 };

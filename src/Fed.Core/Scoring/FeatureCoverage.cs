@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Fed.Core.Scoring;
 
 /// <summary>
@@ -48,4 +50,25 @@ public sealed class FeatureCoverage
         ["missing_by_feature"] = Features.Select((f, i) => (f, i)).Where(p => Missing[p.i] > 0).ToDictionary(p => p.f, p => Missing[p.i]),
         ["defaulted_by_feature"] = Features.Select((f, i) => (f, i)).Where(p => Defaulted[p.i] > 0).ToDictionary(p => p.f, p => Defaulted[p.i]),
     };
+
+    /// <summary>The same object as <see cref="ToReport"/> serializes to, written directly (an online answer's hot path:
+    /// no dictionary, no boxing).</summary>
+    public void WriteJson(Utf8JsonWriter w)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("rows_seen", RowsSeen);
+        w.WriteNumber("rows_scored", RowsScored);
+        w.WriteNumber("rows_rejected", RowsRejected);
+        w.WriteNumber("completeness", Completeness);
+        WriteCounts(w, "missing_by_feature", Missing);
+        WriteCounts(w, "defaulted_by_feature", Defaulted);
+        w.WriteEndObject();
+    }
+
+    void WriteCounts(Utf8JsonWriter w, string name, long[] counts)
+    {
+        w.WriteStartObject(name);
+        for (var i = 0; i < counts.Length; i++) if (counts[i] > 0) w.WriteNumber(Features[i], counts[i]);
+        w.WriteEndObject();
+    }
 }
