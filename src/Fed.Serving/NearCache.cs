@@ -88,7 +88,7 @@ public sealed class NearCache : IDisposable
     /// <summary>Take before sending the Redis GET whose answer will be <see cref="Put"/>.</summary>
     public Ticket Take(string key)
     {
-        var slot = (key.GetHashCode() & int.MaxValue) % Slots;
+        var slot = SlotOf(key);
         return new Ticket(slot, Volatile.Read(ref _generations[slot]), Volatile.Read(ref _epoch));
     }
 
@@ -111,11 +111,13 @@ public sealed class NearCache : IDisposable
         if (Voided(t)) Remove(key, e);
     }
 
+    static int SlotOf(string key) => (key.GetHashCode() & int.MaxValue) % Slots;
+
     bool Voided(Ticket t) => Volatile.Read(ref _generations[t.Slot]) != t.Generation || Volatile.Read(ref _epoch) != t.Epoch;
 
     void Invalidate(string key)
     {
-        Interlocked.Increment(ref _generations[(key.GetHashCode() & int.MaxValue) % Slots]); // first, so a racing Put sees it
+        Interlocked.Increment(ref _generations[SlotOf(key)]); // first, so a racing Put sees it
         if (_map.TryRemove(key, out _)) Interlocked.Decrement(ref _count);
         _metrics.Inc("fed_near_cache_invalidations_total", "Keyspace notifications received for prediction keys.");
     }

@@ -37,13 +37,7 @@ public sealed class ResponseBody : IBufferWriter<byte>, IDisposable
         _buffer = bigger;
     }
 
-    public Task SendAsync(HttpResponse response, int status = 200)
-    {
-        response.StatusCode = status;
-        response.ContentType = "application/json";
-        response.ContentLength = _length;
-        return response.Body.WriteAsync(Written).AsTask();
-    }
+    public Task SendAsync(HttpResponse response, int status = 200) => SendAsync(response, Written, status);
 
     /// <summary>Sends bytes that are already a whole JSON document (e.g. a cached record) the same way.</summary>
     public static Task SendAsync(HttpResponse response, ReadOnlyMemory<byte> json, int status = 200)
