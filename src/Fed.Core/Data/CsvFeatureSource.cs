@@ -1,7 +1,4 @@
 using System.Globalization;
-using System.Numerics;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Text;
 using Fed.Core.Model;
 
@@ -11,7 +8,7 @@ namespace Fed.Core.Data;
 /// Streams a CSV file (header row; comma-separated; RFC 4180 quotes) as columnar feature batches in bounded memory.
 /// Columns are matched to features by exact name or by warehouse column name (<see cref="Identifiers.ColumnFor"/>).
 /// Empty cells, "NA" and "null" are missing values; literal NaN/Infinity and non-numbers are errors naming line and column.
-/// Reads UTF-8 bytes in a large reused buffer: unquoted records are split in place and their numbers parsed by
+/// Reads UTF-8 bytes in a large reused buffer: unquoted records are parsed in place, their numbers by
 /// <see cref="Utf8Double"/> (bit-identical to double.Parse, which handles every cell the fast path does not).
 /// </summary>
 public sealed class CsvFeatureSource : IFeatureSource
@@ -161,34 +158,17 @@ public sealed class CsvFeatureSource : IFeatureSource
         return pos == line.Length; // else too many fields
     }
 
-    /// <summary>Field bounds of an unquoted record, finding commas 32 bytes at a time; returns the number of fields.</summary>
+    /// <summary>Field bounds of an unquoted record (the records <see cref="ReadInOnePass"/> declines); returns the number of fields.</summary>
     int SplitFields(int start, int length)
     {
         var line = _buf.AsSpan(start, length);
-        int c = 0, from = 0, i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        int c = 0, from = 0;
+        while (line[from..].IndexOf((byte)',') is var i && i >= 0)
         {
-            ref var p = ref MemoryMarshal.GetReference(line);
-            var comma = Vector256.Create((byte)',');
-            for (; i + Vector256<byte>.Count <= length; i += Vector256<byte>.Count)
-            {
-                for (var mask = Vector256.Equals(Vector256.LoadUnsafe(ref p, (nuint)i), comma).ExtractMostSignificantBits(); mask != 0; mask &= mask - 1)
-                {
-                    if (c == _width - 1) return line.Count((byte)',') + 1; // too many: count them for the message
-                    var at = i + BitOperations.TrailingZeroCount(mask);
-                    _fieldStart[c] = start + from;
-                    _fieldEnd[c++] = start + at;
-                    from = at + 1;
-                }
-            }
-        }
-        for (; i < length; i++)
-        {
-            if (line[i] != ',') continue;
-            if (c == _width - 1) return line.Count((byte)',') + 1;
+            if (c == _width - 1) return line.Count((byte)',') + 1; // too many: count them for the message
             _fieldStart[c] = start + from;
-            _fieldEnd[c++] = start + i;
-            from = i + 1;
+            _fieldEnd[c++] = start + from + i;
+            from += i + 1;
         }
         _fieldStart[c] = start + from;
         _fieldEnd[c] = start + length;
