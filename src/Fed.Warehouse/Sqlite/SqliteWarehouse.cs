@@ -158,10 +158,10 @@ public sealed class SqliteWarehouse : IWarehouse
 
     /// <summary>
     /// A scan through SQLite's C API on the warehouse connection: one prepared statement, values read with
-    /// sqlite3_column_* on the raw statement pointer, no boxing. Those calls never call back into .NET and take only
-    /// the connection's mutex, which nothing else holds while this reader uses the connection (a warehouse is used by
-    /// one thread at a time), so the GC transition is skipped. Millions of rows x dozens of columns is where
-    /// Microsoft.Data.Sqlite's per-value cost shows.
+    /// sqlite3_column_* on the raw statement pointer, no boxing. Those calls never call back into .NET; they take the
+    /// connection's mutex, which another thread holds only for the length of one SQLite call (the local engine's writer
+    /// inserting on the same connection) and releases before returning, so a wait is short and cannot deadlock: the GC
+    /// transition is skipped. Millions of rows x dozens of columns is where Microsoft.Data.Sqlite's per-value cost shows.
     /// </summary>
     sealed unsafe class ScanReader : IRowReader
     {
