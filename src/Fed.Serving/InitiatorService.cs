@@ -54,18 +54,25 @@ public sealed class InitiatorService : ServiceHost
         { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
         _redis = ConnectRedis(config.Redis);
         _ttl = TimeSpan.FromSeconds(config.CacheTtlSeconds);
-        if (config.NearCache.Enabled)
+        var near = config.NearCache ?? NearCacheConfig.Default;
+        if (near.Enabled)
         {
-            try { _near = NearCache.Start(config.NearCache, config.Redis, _redis, Metrics, (msg, err) => Log.Write("error", msg, ("error", err))); }
+            try { _near = NearCache.Start(near, config.Redis, Metrics, (msg, err) => Log.Write("warn", msg, ("error", err))); }
+            catch (FedFailureException e) when (config.NearCache is null)
+            {
+                // Not asked for: run without it (every lookup goes to Redis), and say so once.
+                Log.Write("warn", "near cache off: Redis cannot track keys for it (set near_cache.max_entries 0 to silence this)", ("error", e.Message));
+            }
             catch
             {
-                // Refused to start: release what is already open (the log's writer holds its file).
+                // Asked for and refused: release what is already open (the log's writer holds its file).
                 _redis.Dispose(); _pool.Dispose(); _http.Dispose();
                 Log.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 throw;
             }
-            Metrics.Gauge("fed_near_cache_entries", "Prediction records held in the initiator's near cache.", () => _near.Count);
         }
+        Metrics.Gauge("fed_near_cache_live", "1 while the near cache is on and receiving invalidations from Redis, else 0.", () => _near?.Live == true ? 1 : 0);
+        Metrics.Gauge("fed_near_cache_entries", "Prediction records held in the initiator's near cache.", () => _near?.Count ?? 0);
         Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
         {
             double hit = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "hit"));
@@ -77,6 +84,7 @@ public sealed class InitiatorService : ServiceHost
     public ModelCache Models { get; }
     public IDatabase Redis => _redis.GetDatabase();
     public int NearCacheEntries => _near?.Count ?? 0;
+    public bool NearCacheLive => _near?.Live == true;
 
     /// <summary>The Redis client as the initiator sets it up (public so a benchmark's baseline uses the same client).</summary>
     public static ConnectionMultiplexer ConnectRedis(string config)

@@ -1,22 +1,20 @@
 using System.Collections.Concurrent;
 using Fed.Core;
 using Fed.Core.Scoring;
-using StackExchange.Redis;
 
 namespace Fed.Serving;
 
 /// <summary>
 /// In-process copy of prediction records (the exact Redis value bytes), dropped when Redis reports a change to the key
-/// through keyspace notifications, and after <c>max_age_ms</c> at the latest. A lookup served from here skips the
-/// Redis round trip; it can lag a change in Redis only by the time the notification takes to arrive (one loopback or
-/// LAN hop). While the notification channel is down nothing is served from here.
+/// through client tracking (<see cref="InvalidationListener"/>), and after <c>max_age_ms</c> at the latest. A lookup
+/// served from here skips the Redis round trip; it can lag a change in Redis only by the time the invalidation takes
+/// to arrive (one loopback or LAN hop). While the tracking connection is down nothing is served from here.
 /// </summary>
 public sealed class NearCache : IDisposable
 {
-    /// <summary>Notification classes needed: K keyspace channel, $ string commands (SET), g generic (DEL, EXPIRE, RENAME),
-    /// x expired, e evicted. "A" stands for all classes but K.</summary>
-    const string Needed = "K$gxe";
     const int Slots = 1024;
+    /// <summary>The tracking connection's name in CLIENT LIST.</summary>
+    public const string ClientName = InvalidationListener.ClientName;
 
     sealed class Entry(byte[] value, long expiresAt)
     {
@@ -31,48 +29,33 @@ public sealed class NearCache : IDisposable
     readonly long[] _generations = new long[Slots];
     readonly int _maxEntries;
     readonly long _maxAgeMs;
-    readonly string _redisConfig;
-    readonly ConnectionMultiplexer _redis;
-    readonly RedisChannel _channel;
-    readonly string _channelPrefix;
-    readonly Action<string, string> _log;
     readonly Metrics _metrics;
-    readonly Action<RedisChannel, RedisValue> _onMessage;
-    readonly SemaphoreSlim _resuming = new(1, 1);
+    InvalidationListener? _listener;
     long _epoch;
     int _count;
     volatile bool _live;
 
-    NearCache(NearCacheConfig config, string redisConfig, ConnectionMultiplexer redis, Metrics metrics, Action<string, string> log)
+    NearCache(NearCacheConfig config, Metrics metrics)
     {
         _metrics = metrics;
         _maxEntries = config.MaxEntries;
         _maxAgeMs = config.MaxAgeMs;
-        _redisConfig = redisConfig;
-        _redis = redis;
-        _log = log;
-        var db = ConfigurationOptions.Parse(redisConfig).DefaultDatabase ?? 0;
-        _channelPrefix = $"__keyspace@{db}__:";
-        _channel = new RedisChannel(_channelPrefix + PredictionKeys.Prefix + "*", RedisChannel.PatternMode.Pattern);
-        _onMessage = (channel, _) =>
-        {
-            var name = (string)channel!;
-            if (name.StartsWith(_channelPrefix, StringComparison.Ordinal)) Invalidate(name[_channelPrefix.Length..]);
-        };
     }
 
-    /// <summary>Checks (and if allowed, turns on) keyspace notifications, then subscribes. Throws if the server cannot be made to send them.</summary>
-    public static NearCache Start(NearCacheConfig config, string redisConfig, ConnectionMultiplexer redis, Metrics metrics, Action<string, string> log)
+    /// <summary>Turns client tracking on for prediction keys; throws (saying what to do) if the server cannot do it.</summary>
+    public static NearCache Start(NearCacheConfig config, string redisConfig, Metrics metrics, Action<string, string> log)
     {
-        var cache = new NearCache(config, redisConfig, redis, metrics, log);
-        EnsureNotifications(redisConfig);
-        redis.GetSubscriber().Subscribe(cache._channel, cache._onMessage);
-        // A notification lost while a connection was down would leave an entry stale: drop everything, serve nothing until re-subscribed.
-        redis.ConnectionFailed += (_, _) => cache.Suspend();
-        redis.ConnectionRestored += (_, _) => _ = Task.Run(cache.Resume);
-        cache._live = true;
+        var cache = new NearCache(config, metrics);
+        cache._listener = InvalidationListener.Start(redisConfig, PredictionKeys.Prefix, cache.Invalidate, () => cache.Clear(),
+            // A change made while the connection was down went unreported: drop everything, serve nothing until tracking is back.
+            down: cache.Suspend,
+            up: () => { cache.Clear(); cache._live = true; },
+            log: e => log("near cache off until the tracking connection is back", e));
         return cache;
     }
+
+    /// <summary>True while invalidations are being received (only then is anything served from here).</summary>
+    public bool Live => _live;
 
     public int Count => Volatile.Read(ref _count);
 
@@ -119,7 +102,7 @@ public sealed class NearCache : IDisposable
     {
         Interlocked.Increment(ref _generations[SlotOf(key)]); // first, so a racing Put sees it
         if (_map.TryRemove(key, out _)) Interlocked.Decrement(ref _count);
-        _metrics.Inc("fed_near_cache_invalidations_total", "Keyspace notifications received for prediction keys.");
+        _metrics.Inc("fed_near_cache_invalidations_total", "Invalidations received from Redis for prediction keys.");
     }
 
     void Remove(string key, Entry e)
@@ -150,73 +133,9 @@ public sealed class NearCache : IDisposable
         Clear();
     }
 
-    /// <summary>After a reconnect: the server may have restarted without the setting, and the subscription must be live before anything is served.</summary>
-    async Task Resume()
-    {
-        await _resuming.WaitAsync(); // one at a time: interleaved re-subscribes could leave a gap while live
-        try
-        {
-            _live = false;
-            var before = Volatile.Read(ref _epoch);
-            EnsureNotifications(_redisConfig);
-            var sub = _redis.GetSubscriber();
-            await sub.UnsubscribeAsync(_channel, _onMessage);
-            await sub.SubscribeAsync(_channel, _onMessage);
-            // A failure meanwhile cleared (bumped the epoch) too: then stay off until its own restore.
-            if (Clear() == before + 1) _live = true;
-        }
-        catch (Exception e) when (e is FedException or RedisException or TimeoutException)
-        {
-            _log("near cache off after reconnect", e.Message);
-        }
-        finally { _resuming.Release(); }
-    }
-
-    /// <summary>
-    /// Makes sure the server sends keyspace notifications for SET, DEL, expiry and eviction: reads
-    /// notify-keyspace-events and adds what is missing. CONFIG is an admin command, so this uses a short-lived
-    /// connection of its own with allowAdmin (the serving connection stays without it).
-    /// </summary>
-    static void EnsureNotifications(string redisConfig)
-    {
-        var opts = ConfigurationOptions.Parse(redisConfig);
-        opts.AllowAdmin = true;
-        opts.AbortOnConnectFail = true;
-        ConnectionMultiplexer admin;
-        try { admin = ConnectionMultiplexer.Connect(opts); }
-        catch (RedisException e) { throw new FedFailureException($"near_cache: cannot reach Redis ({redisConfig}) to check notify-keyspace-events: {e.Message}", e); }
-        using (admin)
-        {
-            foreach (var ep in admin.GetEndPoints())
-            {
-                var server = admin.GetServer(ep);
-                string current;
-                try { current = server.ConfigGet("notify-keyspace-events").FirstOrDefault().Value ?? ""; }
-                catch (RedisException e) { throw Refuse(ep, "CONFIG GET failed: " + e.Message, e); }
-                var missing = Missing(current);
-                if (missing.Length == 0) continue;
-                try { server.ConfigSet("notify-keyspace-events", current + missing); }
-                catch (RedisException e) { throw Refuse(ep, $"it has notify-keyspace-events '{current}' and CONFIG SET failed: {e.Message}", e); }
-                if (Missing(server.ConfigGet("notify-keyspace-events").FirstOrDefault().Value ?? "").Length > 0)
-                    throw Refuse(ep, "CONFIG SET notify-keyspace-events did not take effect", null);
-            }
-        }
-    }
-
-    /// <summary>The flags of <see cref="Needed"/> that <paramref name="flags"/> lacks ("A" covers all but K).</summary>
-    public static string Missing(string flags) =>
-        new(Needed.Where(c => !flags.Contains(c) && !(c != 'K' && flags.Contains('A'))).ToArray());
-
-    static FedFailureException Refuse(System.Net.EndPoint ep, string why, Exception? inner) => new(
-        $"near_cache needs Redis keyspace notifications to drop changed entries, and {ep} does not send them: {why}. " +
-        $"Configure the Redis server with notify-keyspace-events containing {Needed} (e.g. 'notify-keyspace-events K$gxe' " +
-        "in redis.conf, or your provider's parameter of that name), or turn near_cache off.", inner);
-
     public void Dispose()
     {
         _live = false;
-        _resuming.Dispose();
-        try { _redis.GetSubscriber().Unsubscribe(_channel, _onMessage); }
-        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException) { }
+        _listener?.Dispose();
     }
 }

@@ -68,7 +68,9 @@ public abstract class ServiceHost : IAsyncDisposable
         });
         var app = b.Build();
         app.Use(Pipeline);
-        app.MapGet("/healthz", (HttpContext c) => Results.Json(new { status = "ok", service = Service }));
+        // Constant, sent with Content-Length in one write (Results.Json would stream it chunked).
+        var healthy = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["status"] = "ok", ["service"] = Service });
+        app.MapGet("/healthz", (HttpContext c) => ResponseBody.SendAsync(c.Response, healthy));
         app.MapGet("/readyz", (HttpContext c) =>
         {
             var why = _ready ? NotReadyReason() : "starting";

@@ -129,10 +129,16 @@ public sealed class PartyEndpoint
     [JsonPropertyName("timeout_ms")] public int TimeoutMs { get; set; } = 500;
 }
 
-/// <summary>Initiator's in-process copy of prediction records (<see cref="NearCache"/>); off unless max_entries > 0.</summary>
+/// <summary>
+/// Initiator's in-process copy of prediction records (<see cref="NearCache"/>). Left out of the config, it is on with
+/// <see cref="Default"/> if Redis can track keys for it (else the initiator runs without it and logs why); given with
+/// max_entries > 0, it is required (startup fails if Redis cannot); max_entries 0 turns it off.
+/// </summary>
 public sealed class NearCacheConfig
 {
-    /// <summary>Most records held (0 = off). An entry is the record's bytes plus its key, a few hundred bytes.</summary>
+    public static NearCacheConfig Default => new() { MaxEntries = 100_000 };
+
+    /// <summary>Most records held (0 = off). An entry is the record's bytes plus its key, about half a kilobyte.</summary>
     [JsonPropertyName("max_entries")] public int MaxEntries { get; set; }
     /// <summary>Backstop: an entry is dropped this long after it was read from Redis even without a notification.</summary>
     [JsonPropertyName("max_age_ms")] public int MaxAgeMs { get; set; } = 1000;
@@ -151,7 +157,8 @@ public sealed class InitiatorConfig : ServingConfig
     [JsonPropertyName("cache_ttl_seconds")] public int CacheTtlSeconds { get; set; } = 86400;
     /// <summary>Connections per party (HTTP/1.1 keep-alive pool).</summary>
     [JsonPropertyName("max_connections_per_party")] public int MaxConnectionsPerParty { get; set; } = 64;
-    [JsonPropertyName("near_cache")] public NearCacheConfig NearCache { get; set; } = new();
+    /// <summary>Null (left out): <see cref="NearCacheConfig.Default"/>, used only if Redis allows it.</summary>
+    [JsonPropertyName("near_cache")] public NearCacheConfig? NearCache { get; set; }
 
     public InitiatorConfig() => MaxBatch = 100;
 
@@ -172,7 +179,7 @@ public sealed class InitiatorConfig : ServingConfig
         }
         if (string.IsNullOrWhiteSpace(Redis)) throw new BadInputException($"{source}: 'redis' is required (host:port)");
         if (CacheTtlSeconds < 1) throw new BadInputException($"{source}: 'cache_ttl_seconds' must be >= 1");
-        if (NearCache.MaxEntries is < 0 or > 10_000_000) throw new BadInputException($"{source}: 'near_cache.max_entries' must be 0 (off) .. 10000000, got {NearCache.MaxEntries}");
-        if (NearCache.MaxAgeMs is < 1 or > 3_600_000) throw new BadInputException($"{source}: 'near_cache.max_age_ms' must be 1 .. 3600000, got {NearCache.MaxAgeMs}");
+        if (NearCache?.MaxEntries is < 0 or > 10_000_000) throw new BadInputException($"{source}: 'near_cache.max_entries' must be 0 (off) .. 10000000, got {NearCache.MaxEntries}");
+        if (NearCache?.MaxAgeMs is < 1 or > 3_600_000) throw new BadInputException($"{source}: 'near_cache.max_age_ms' must be 1 .. 3600000, got {NearCache.MaxAgeMs}");
     }
 }

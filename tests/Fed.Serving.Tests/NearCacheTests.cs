@@ -19,7 +19,7 @@ public sealed class NearCacheFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var redis = ServingWorld.RequireRedis();
-        // Start from a server that sends no notifications: the initiator must turn them on itself.
+        // A server that sends no keyspace notifications: the near cache must not need them (nor CONFIG rights).
         using (var admin = ConnectionMultiplexer.Connect(redis + ",allowAdmin=true"))
         {
             var server = admin.GetServer(admin.GetEndPoints()[0]);
@@ -38,7 +38,7 @@ public sealed class NearCacheFixture : IAsyncLifetime
     }
 }
 
-/// <summary>The initiator's near cache against real Redis keyspace notifications, services on loopback.</summary>
+/// <summary>The initiator's near cache against real Redis client tracking, services on loopback.</summary>
 public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCacheFixture>
 {
     ServingWorld W => f.World;
@@ -88,18 +88,21 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     }
 
     [Fact]
-    public async Task The_initiator_turned_keyspace_notifications_on_and_a_repeated_lookup_is_served_from_the_near_cache()
+    public async Task Without_keyspace_notifications_or_server_config_a_repeated_lookup_is_served_from_the_near_cache()
     {
         Assert.Equal("", f.FlagsBefore);
-        using (var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true"))
-            Assert.Equal("", NearCache.Missing(admin.GetServer(admin.GetEndPoints()[0]).ConfigGet("notify-keyspace-events")[0].Value));
+        Assert.True(W.Initiator.NearCacheLive);
         var id = W.SharedIds[300];
         await ServingWorld.Send(f.Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, ServingWorld.PredictBody(W.ModelId, [id]));
         var stored = (string?)await Other.StringGetAsync(Key(id));
         Assert.NotNull(stored);
         Assert.Equal((200, stored), await Get(id));
         Assert.Equal(stored, await Warm(id)); // the record byte for byte, as from Redis
-        Assert.Contains("fed_near_cache_entries ", await f.Http.GetStringAsync(W.Initiator.Url + "/metrics"));
+        var metrics = await f.Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        Assert.Contains("fed_near_cache_entries ", metrics);
+        Assert.Contains("fed_near_cache_live 1", metrics);
+        using var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true");
+        Assert.Equal("", (string?)admin.GetServer(admin.GetEndPoints()[0]).ConfigGet("notify-keyspace-events")[0].Value); // left as it was
     }
 
     [Fact]
@@ -146,7 +149,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     }
 
     [Fact]
-    public async Task A_lost_subscription_serves_nothing_stale_and_the_near_cache_comes_back_after_reconnecting()
+    public async Task A_lost_tracking_connection_serves_nothing_stale_and_the_near_cache_comes_back_after_reconnecting()
     {
         const string id = "nc-reconnect";
         await Other.StringSetAsync(Key(id), Record(id, 0));
@@ -154,11 +157,11 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         using (var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true"))
         {
             var server = admin.GetServer(admin.GetEndPoints()[0]);
-            var subscribers = server.ClientList().Where(c => c.PatternSubscriptionCount > 0).ToArray(); // near caches only
-            Assert.NotEmpty(subscribers);
-            foreach (var c in subscribers) server.ClientKill(c.Address);
+            var trackers = server.ClientList().Where(c => c.Name == NearCache.ClientName).ToArray();
+            Assert.NotEmpty(trackers);
+            foreach (var c in trackers) server.ClientKill(c.Address);
         }
-        // Written while the subscription is down: its notification is lost, so only the reconnect handling can drop the entry.
+        // Written while the tracking connection is down: its invalidation is lost, so only the reconnect handling can drop the entry.
         await Other.StringSetAsync(Key(id), Record(id, 1));
         await PollUntil(id, (s, b) => Value(b) == 1, (s, b) => s == 200 && Value(b) is 0 or 1);
         Assert.Equal(1, Value(await Warm(id, withinMs: 10_000))); // re-subscribed and serving again
@@ -192,8 +195,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     public async Task A_value_read_before_an_invalidation_that_arrives_before_it_is_stored_is_not_stored()
     {
         var metrics = new Metrics();
-        using var mux = InitiatorService.ConnectRedis(W.Redis);
-        using var cache = NearCache.Start(new NearCacheConfig { MaxEntries = 10, MaxAgeMs = 60_000 }, W.Redis, mux, metrics, (_, _) => { });
+        using var cache = NearCache.Start(new NearCacheConfig { MaxEntries = 10, MaxAgeMs = 60_000 }, W.Redis, metrics, (_, _) => { });
         var key = Key("nc-ticket");
         var ticket = cache.Take(key); // as the lookup does, before its GET
         var stale = await Other.StringGetAsync(key);
@@ -235,50 +237,83 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         Assert.Contains(named, Assert.Throws<BadInputException>(() => Load(nearCache)).Message);
 
     [Fact]
-    public void Near_cache_is_off_by_default_and_with_max_entries_0_and_on_as_configured()
+    public void Near_cache_is_on_by_default_off_with_max_entries_0_and_required_as_configured()
     {
-        Assert.False(Load(null).NearCache.Enabled);
-        Assert.False(Load("{\"max_entries\": 0}").NearCache.Enabled);
-        var on = Load("{\"max_entries\": 1000, \"max_age_ms\": 250}").NearCache;
+        Assert.Null(Load(null).NearCache); // left out: the default, used if Redis allows it
+        Assert.Equal((true, 100_000, 1000), (NearCacheConfig.Default.Enabled, NearCacheConfig.Default.MaxEntries, NearCacheConfig.Default.MaxAgeMs));
+        Assert.False(Load("{\"max_entries\": 0}").NearCache!.Enabled);
+        var on = Load("{\"max_entries\": 1000, \"max_age_ms\": 250}").NearCache!;
         Assert.Equal((true, 1000, 250), (on.Enabled, on.MaxEntries, on.MaxAgeMs));
     }
 
-    /// <summary>A real Redis whose CONFIG command is disabled (as on managed services) and notifications are off.</summary>
+    /// <summary>A real Redis that refuses CLIENT TRACKING (the command renamed away, as some managed services restrict it).</summary>
     [Fact]
-    public async Task Startup_is_refused_when_Redis_cannot_be_made_to_send_notifications()
+    public async Task Without_client_tracking_a_configured_near_cache_refuses_to_start_and_the_default_runs_without_one()
     {
-        int port;
-        using (var l = new TcpListener(IPAddress.Loopback, 0)) { l.Start(); port = ((IPEndPoint)l.LocalEndpoint).Port; l.Stop(); }
-        var dir = Directory.CreateTempSubdirectory("fed-nc-redis-");
-        using var redis = Process.Start(new ProcessStartInfo("redis-server",
-            ["--port", port.ToString(), "--bind", "127.0.0.1", "--dir", dir.FullName, "--save", "", "--appendonly", "no", "--rename-command", "CONFIG", ""])
-            { RedirectStandardOutput = true })!;
-        try
-        {
-            using (var probe = await ConnectWhenUp($"127.0.0.1:{port}")) Assert.True(probe.IsConnected);
-            var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
-            cfg.Redis = $"127.0.0.1:{port}";
-            cfg.NearCache = new NearCacheConfig { MaxEntries = 100 };
-            var e = Assert.Throws<FedFailureException>(() => new InitiatorService(cfg));
-            Assert.Contains("notify-keyspace-events", e.Message);
-            Assert.Contains("K$gxe", e.Message);
-            cfg.NearCache = new NearCacheConfig(); // off: the same server is fine
-            await using var plain = new InitiatorService(cfg);
-        }
-        finally
-        {
-            redis.Kill();
-            await redis.WaitForExitAsync();
-            dir.Delete(true);
-        }
+        await using var redis = await PrivateRedis.Start("--rename-command", "CLIENT", "");
+        var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        cfg.Redis = redis.Endpoint;
+        cfg.NearCache = new NearCacheConfig { MaxEntries = 100 };
+        var e = Assert.Throws<FedFailureException>(() => new InitiatorService(cfg));
+        Assert.Contains("client tracking", e.Message);
+        Assert.Contains("max_entries 0", e.Message); // says what to do
+        cfg.NearCache = null; // the default: runs, looks up in Redis, and says why it has no near cache
+        await using var plain = new InitiatorService(cfg);
+        await plain.StartAsync();
+        Assert.False(plain.NearCacheLive);
+        Assert.Contains("fed_near_cache_live 0", await f.Http.GetStringAsync(plain.Url + "/metrics"));
+        cfg.NearCache = new NearCacheConfig(); // off
+        await using var off = new InitiatorService(cfg);
     }
 
-    static async Task<ConnectionMultiplexer> ConnectWhenUp(string endpoint)
+    [Fact]
+    public async Task A_flushed_keyspace_empties_the_near_cache()
     {
-        for (var i = 0; ; i++)
+        await using var redis = await PrivateRedis.Start(); // FLUSHALL on the shared server would hit other tests
+        var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        cfg.Redis = redis.Endpoint;
+        cfg.NearCache = new NearCacheConfig { MaxEntries = 100, MaxAgeMs = 60_000 };
+        await using var init = new InitiatorService(cfg);
+        await init.StartAsync();
+        using var other = ConnectionMultiplexer.Connect(redis.Endpoint + ",allowAdmin=true");
+        const string id = "nc-flush";
+        await other.GetDatabase().StringSetAsync(Key(id), Record(id, 3));
+        Assert.Equal(3, Value(await Warm(id, init)));
+        await other.GetServer(other.GetEndPoints()[0]).FlushAllDatabasesAsync();
+        var sw = Stopwatch.StartNew();
+        while ((await Get(id, init)).Status != 404) Assert.True(sw.ElapsedMilliseconds < 1000, "still served after FLUSHALL");
+        Assert.Equal(0, init.NearCacheEntries);
+    }
+
+    /// <summary>A redis-server of the test's own on a free port (extra arguments as given).</summary>
+    sealed class PrivateRedis : IAsyncDisposable
+    {
+        Process _proc = null!;
+        DirectoryInfo _dir = null!;
+        public string Endpoint { get; private set; } = "";
+
+        public static async Task<PrivateRedis> Start(params string[] extra)
         {
-            try { return ConnectionMultiplexer.Connect(endpoint + ",connectTimeout=500"); }
-            catch (RedisConnectionException) when (i < 40) { await Task.Delay(100); }
+            int port;
+            using (var l = new TcpListener(IPAddress.Loopback, 0)) { l.Start(); port = ((IPEndPoint)l.LocalEndpoint).Port; l.Stop(); }
+            var r = new PrivateRedis { _dir = Directory.CreateTempSubdirectory("fed-nc-redis-"), Endpoint = $"127.0.0.1:{port}" };
+            r._proc = Process.Start(new ProcessStartInfo("redis-server",
+                ["--port", port.ToString(), "--bind", "127.0.0.1", "--dir", r._dir.FullName, "--save", "", "--appendonly", "no", .. extra])
+                { RedirectStandardOutput = true })!;
+            for (var i = 0; ; i++)
+            {
+                try { using var probe = ConnectionMultiplexer.Connect(r.Endpoint + ",connectTimeout=500"); if (probe.IsConnected) return r; }
+                catch (RedisConnectionException) when (i < 40) { }
+                await Task.Delay(100);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _proc.Kill();
+            await _proc.WaitForExitAsync();
+            _proc.Dispose();
+            _dir.Delete(true);
         }
     }
 }
