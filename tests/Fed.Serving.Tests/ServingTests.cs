@@ -559,4 +559,30 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"typo\":1}");
         Assert.Contains("invalid config", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
     }
+
+    [Fact]
+    public void An_initiator_config_refuses_inline_features_which_only_a_party_config_honours()
+    {
+        var json = new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+        var path = Path.Combine(W.Dir, "inline-" + Guid.NewGuid().ToString("N")[..6] + ".json");
+        var initiator = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        File.WriteAllText(path, JsonSerializer.Serialize(initiator, json));
+        Assert.False(ServingConfig.Load<InitiatorConfig>(path).Callers["client"].InlineFeatures); // loads as is
+
+        initiator.Callers["client"].InlineFeatures = true;
+        File.WriteAllText(path, JsonSerializer.Serialize(initiator, json));
+        var e = Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<InitiatorConfig>(path));
+        Assert.Contains("callers.client", e.Message);
+        Assert.Contains("'inline_features'", e.Message);
+        Assert.Contains("only to party services", e.Message);
+        Assert.StartsWith(path, e.Message);
+        // Validating a config built in code says the same.
+        Assert.Contains("callers.client", Assert.Throws<Fed.Core.BadInputException>(() => initiator.Validate("initiator.json")).Message);
+
+        // A party config keeps accepting it (the world's feeder caller has it).
+        var party = W.PartyConfig("host");
+        Assert.True(party.Callers["feeder"].InlineFeatures);
+        File.WriteAllText(path, JsonSerializer.Serialize(party, json));
+        Assert.True(ServingConfig.Load<PartyConfig>(path).Callers["feeder"].InlineFeatures);
+    }
 }
