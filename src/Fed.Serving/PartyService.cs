@@ -23,8 +23,18 @@ public sealed class PartyService : ServiceHost
     readonly PartyConfig _config;
     readonly WarehousePool _pool;
     readonly Dictionary<string, HashSet<string>> _tableColumns = new(StringComparer.Ordinal);
-    // The feature query per (table, hourly, model version, id count): built once, and the warehouse keeps it prepared.
-    readonly System.Collections.Concurrent.ConcurrentDictionary<(string, bool, LoadedModel, int), string> _featureSql = new();
+    // Per model id, the feature queries (per table, hourly, id count: built once, the warehouse keeps them prepared) of
+    // the last two versions requests used; see FeatureSqlOf. Not keyed by the party's active version: the initiator
+    // names the version in every request and activates in its own registry, so the party's pointer may never move.
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, FeatureSqlSet[]> _featureSql = new(StringComparer.Ordinal);
+
+    /// <summary>The feature queries of one loaded model version.</summary>
+    sealed class FeatureSqlSet(LoadedModel model)
+    {
+        public readonly LoadedModel Loaded = model;
+        public long LastUsed = System.Diagnostics.Stopwatch.GetTimestamp();
+        public readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, bool Hourly, int Count), string> Sql = new();
+    }
 
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
@@ -184,16 +194,7 @@ public sealed class PartyService : ServiceHost
         for (var i = 0; i < ids.Length; i++) if (!found[i]) want.Add(i);
         _pool.Use(w =>
         {
-            var sql = _featureSql.GetOrAdd((table, hourly, lm, want.Count), static (key, a) =>
-            {
-                var (table, hourly, lm, count) = key;
-                var d = a.w.Dialect;
-                var present = a.self.TableColumns(a.w, table);
-                // A column the table lacks reads as missing (NULL) for every row: the model's policy decides, coverage shows it.
-                var select = string.Join(", ", lm.Columns.Select(c => present.Contains(c) ? d.Id(c) : "NULL"));
-                return $"SELECT {d.Id("sample_id")}, {d.Id("dt")}{(hourly ? ", " + d.Id("hour") : "")}, {select} FROM {d.Id(table)} " +
-                       $"WHERE {d.Id("sample_id")} IN ({string.Join(", ", Enumerable.Repeat("?", count))})";
-            }, (w, self: this));
+            var sql = FeatureSql(w, table, hourly, lm, want.Count);
             var pos = new Dictionary<string, int>(want.Count, StringComparer.Ordinal);
             foreach (var i in want) pos[ids[i]] = i;
             var newest = new Dictionary<int, string>();
@@ -213,6 +214,53 @@ public sealed class PartyService : ServiceHost
             return 0;
         });
     }
+
+    /// <summary>The query reading <paramref name="count"/> samples' features of <paramref name="lm"/> from a table;
+    /// allocation-free once built.</summary>
+    internal string FeatureSql(IWarehouse w, string table, bool hourly, LoadedModel lm, int count) =>
+        FeatureSqlOf(lm).Sql.GetOrAdd((table, hourly, count), static (key, a) =>
+        {
+            var (table, hourly, count) = key;
+            var d = a.w.Dialect;
+            var present = a.self.TableColumns(a.w, table);
+            // A column the table lacks reads as missing (NULL) for every row: the model's policy decides, coverage shows it.
+            var select = string.Join(", ", a.lm.Columns.Select(c => present.Contains(c) ? d.Id(c) : "NULL"));
+            return $"SELECT {d.Id("sample_id")}, {d.Id("dt")}{(hourly ? ", " + d.Id("hour") : "")}, {select} FROM {d.Id(table)} " +
+                   $"WHERE {d.Id("sample_id")} IN ({string.Join(", ", Enumerable.Repeat("?", count))})";
+        }, (w, self: this, lm));
+
+    /// <summary>
+    /// The feature queries of a loaded version. Per model id only the sets of the two versions requests used most
+    /// recently are kept: the current one and the one before it, so requests still in flight across an activation or
+    /// rollback (or from a second initiator a step behind) keep theirs. A request on another version replaces the less
+    /// recently used of the two; a request on a version whose set was dropped still works, it builds its query again.
+    /// So the cache holds at most two versions per model, never every version since the service started. A hit
+    /// allocates nothing (one timestamp store).
+    /// </summary>
+    FeatureSqlSet FeatureSqlOf(LoadedModel lm)
+    {
+        var id = lm.Model.ModelId;
+        while (true)
+        {
+            if (_featureSql.TryGetValue(id, out var sets))
+            {
+                foreach (var s in sets)
+                    if (ReferenceEquals(s.Loaded, lm)) { s.LastUsed = System.Diagnostics.Stopwatch.GetTimestamp(); return s; }
+                var keep = sets.Length == 1 || sets[0].LastUsed >= sets[1].LastUsed ? sets[0] : sets[1];
+                var mine = new FeatureSqlSet(lm);
+                if (_featureSql.TryUpdate(id, [mine, keep], sets)) return mine;
+            }
+            else
+            {
+                var mine = new FeatureSqlSet(lm);
+                if (_featureSql.TryAdd(id, [mine])) return mine;
+            }
+        }
+    }
+
+    /// <summary>For tests: the (model id, version) pairs whose feature queries are cached.</summary>
+    internal IReadOnlyList<(string ModelId, int Version)> FeatureSqlVersions() =>
+        _featureSql.Values.SelectMany(sets => sets).Select(s => (s.Loaded.Model.ModelId, s.Loaded.Model.Version)).ToList();
 
     HashSet<string> TableColumns(IWarehouse w, string table)
     {

@@ -12,8 +12,9 @@ public sealed class CallerConfig
     /// <summary>Name of an environment variable holding the base64 key.</summary>
     [JsonPropertyName("key_env")] public string? KeyEnv { get; set; }
     [JsonPropertyName("admin")] public bool Admin { get; set; }
-    /// <summary>Party only: may send inline feature values (realtime mode). Only the party's own systems should:
-    /// a caller who chooses the feature values reads the party's weights off k + 1 partial scores.</summary>
+    /// <summary>Party only (an initiator config with it set is refused): may send inline feature values (realtime mode).
+    /// Only the party's own systems should: a caller who chooses the feature values reads the party's weights off
+    /// k + 1 partial scores.</summary>
     [JsonPropertyName("inline_features")] public bool InlineFeatures { get; set; }
 
     public byte[] ResolveKey(string who) => ServingConfig.DecodeKey(Key, KeyEnv, who);
@@ -165,6 +166,10 @@ public sealed class InitiatorConfig : ServingConfig
     public override void Validate(string source)
     {
         base.Validate(source);
+        foreach (var (id, c) in Callers)
+            if (c.InlineFeatures)
+                throw new BadInputException($"{source}: callers.{id}: 'inline_features' applies only to party services (it lets a caller send " +
+                    "feature values to a party's /v1/partial-scores); an initiator never takes feature values, so here it would do nothing: remove it");
         Identifiers.ModelId(CallerId, "caller_id");
         if (Parties.Count == 0) throw new BadInputException($"{source}: 'parties' is empty: list every party (guest included) with its url and key");
         var seen = new HashSet<string>();

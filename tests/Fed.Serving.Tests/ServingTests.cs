@@ -417,6 +417,118 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     }
 
     [Fact]
+    public async Task Party_feature_SQL_is_kept_for_the_last_two_versions_used_not_for_every_version_since_start()
+    {
+        // A copy of the host's warehouse with v3 and v4 added, so activations and rollbacks can walk four versions
+        // without moving the shared world's pointers.
+        var tag = Guid.NewGuid().ToString("N")[..6];
+        var path = Path.Combine(W.Dir, $"host-versions-{tag}.db");
+        using (var src = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + W.Warehouses["host"]))
+        using (var dst = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path))
+        {
+            src.Open(); dst.Open();
+            src.BackupDatabase(dst);
+        }
+        var models = new Dictionary<int, ScoringModel> { [1] = W.Models[("host", 1)], [2] = W.Models[("host", 2)] };
+        var v2 = Fed.Core.Model.ModelFile.Read(Path.Combine(W.Dir, "v2", "host.json"));
+        using (var wh = new Fed.Warehouse.Sqlite.SqliteWarehouse(path))
+            foreach (var version in new[] { 3, 4 })
+            {
+                var pm = new Fed.Core.Model.PartialModel
+                {
+                    ModelId = v2.ModelId, Version = version, Kind = v2.Kind, PartyId = v2.PartyId, Role = v2.Role, Parties = v2.Parties,
+                    Features = v2.Features, Weights = [v2.Weights[0].Select(x => x * version).ToArray()], Transform = v2.Transform,
+                };
+                var file = Path.Combine(W.Dir, $"host-v{version}-{tag}.json");
+                Fed.Core.Model.ModelFile.Write(pm, file);
+                var stamped = Fed.Core.Model.ModelFile.Read(file);
+                new Fed.Converter.ModelExporter(wh).Export(stamped, activate: false);
+                models[version] = ScoringModel.From(stamped);
+            }
+        var cfg = W.PartyConfig("host");
+        cfg.Warehouse = "sqlite:" + path;
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        var ids = W.SharedIds.Take(7).ToArray();
+
+        // A request as the initiator sends it (version named) or without one (the party's active version); every
+        // answer must be that version's partial score, whatever the cache dropped before.
+        async Task<int> Score(int? version, string mode, int n)
+        {
+            var body = JsonSerializer.Serialize(new { model_id = W.ModelId, version, mode, sample_ids = ids[..n] });
+            var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.HostKey, body);
+            Assert.True(status == 200, text);
+            var root = JsonDocument.Parse(text).RootElement;
+            var v = root.GetProperty("version").GetInt32();
+            var results = root.GetProperty("results").EnumerateArray().ToList();
+            Assert.Equal(n, results.Count);
+            for (var i = 0; i < n; i++)
+            {
+                var expected = new double[1];
+                new PartialScorer(models[v]).ScoreRow(W.Features["host"][ids[i]], expected);
+                Assert.Equal("ok", results[i].GetProperty("status").GetString());
+                SameBits(expected[0], results[i].GetProperty("scores")[0].GetDouble(), $"v{v} {mode} {ids[i]}");
+            }
+            return v;
+        }
+        async Task<int> Admin(string action, string body)
+        {
+            var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + $"/v1/admin/models/{W.ModelId}/{action}", "admin", W.AdminKey, body);
+            Assert.True(status == 200, text);
+            return JsonDocument.Parse(text).RootElement.GetProperty("active_version").GetInt32();
+        }
+        int[] Cached()
+        {
+            var cached = party.FeatureSqlVersions();
+            Assert.All(cached, c => Assert.Equal(W.ModelId, c.ModelId));
+            return cached.Select(c => c.Version).Order().ToArray();
+        }
+
+        var steps = new (string Action, int Expect)[]
+        {
+            ("activate 1", 1), ("activate 2", 2), ("activate 3", 3), ("activate 4", 4), ("rollback", 3), ("rollback", 2),
+            ("rollback", 1), ("activate 4", 4), ("rollback", 3), ("activate 1", 1),
+        };
+        int? previous = null;
+        foreach (var (action, expect) in steps)
+        {
+            var active = action == "rollback" ? await Admin("rollback", "{}") : await Admin("activate", $"{{\"version\":{action[^1]}}}");
+            Assert.Equal(expect, active);
+            foreach (var n in new[] { 1, 3, 7 }) Assert.Equal(active, await Score(null, "realtime", n));
+            Assert.Equal(active, await Score(null, "hourly", 2));
+            if (previous is { } old)
+            {
+                // A request still in flight on the version before the swap is answered on that version.
+                Assert.Equal(old, await Score(old, "realtime", 3));
+                Assert.Equal(new[] { old, active }.Order().ToArray(), Cached());
+            }
+            else Assert.Equal([active], Cached());
+            previous = active;
+        }
+
+        // The initiator's way: it names the version and the party's pointer never moves. Still at most two versions.
+        foreach (var v in new[] { 2, 3, 4, 1, 4, 2 })
+        {
+            Assert.Equal(v, await Score(v, "realtime", 5));
+            var cached = Cached();
+            Assert.True(cached.Length <= 2, "cached versions: " + string.Join(",", cached));
+            Assert.Contains(v, cached);
+        }
+
+        // The hot path: a cached query is found without allocating.
+        var lm = party.Models.Get(W.ModelId, 4);
+        using var w = new Fed.Warehouse.Sqlite.SqliteWarehouse(path);
+        var sql = party.FeatureSql(w, "bc_features", false, lm, 5);
+        Assert.Contains("bc_features", sql);
+        var same = ReferenceEquals(sql, party.FeatureSql(w, "bc_features", false, lm, 5));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++) same &= ReferenceEquals(sql, party.FeatureSql(w, "bc_features", false, lm, 5));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(same, "a cached query must be returned, not rebuilt");
+        Assert.Equal(0, allocated);
+    }
+
+    [Fact]
     public async Task Health_readiness_and_prometheus_metrics()
     {
         await Predict(W.SharedIds.Take(3));
@@ -446,5 +558,31 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.Contains("at least 32", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
         File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"typo\":1}");
         Assert.Contains("invalid config", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
+    }
+
+    [Fact]
+    public void An_initiator_config_refuses_inline_features_which_only_a_party_config_honours()
+    {
+        var json = new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+        var path = Path.Combine(W.Dir, "inline-" + Guid.NewGuid().ToString("N")[..6] + ".json");
+        var initiator = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        File.WriteAllText(path, JsonSerializer.Serialize(initiator, json));
+        Assert.False(ServingConfig.Load<InitiatorConfig>(path).Callers["client"].InlineFeatures); // loads as is
+
+        initiator.Callers["client"].InlineFeatures = true;
+        File.WriteAllText(path, JsonSerializer.Serialize(initiator, json));
+        var e = Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<InitiatorConfig>(path));
+        Assert.Contains("callers.client", e.Message);
+        Assert.Contains("'inline_features'", e.Message);
+        Assert.Contains("only to party services", e.Message);
+        Assert.StartsWith(path, e.Message);
+        // Validating a config built in code says the same.
+        Assert.Contains("callers.client", Assert.Throws<Fed.Core.BadInputException>(() => initiator.Validate("initiator.json")).Message);
+
+        // A party config keeps accepting it (the world's feeder caller has it).
+        var party = W.PartyConfig("host");
+        Assert.True(party.Callers["feeder"].InlineFeatures);
+        File.WriteAllText(path, JsonSerializer.Serialize(party, json));
+        Assert.True(ServingConfig.Load<PartyConfig>(path).Callers["feeder"].InlineFeatures);
     }
 }

@@ -1,0 +1,5 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("Fed.Serving.Tests")]
+
+namespace Fed.Serving;
