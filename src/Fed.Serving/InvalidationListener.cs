@@ -47,7 +47,7 @@ sealed class InvalidationListener : IDisposable
         var l = new InvalidationListener(options.EndPoints[0], options, prefix, changed, flushed, down, up, log);
         using (var first = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(1000, options.ConnectTimeout))))
         {
-            try { l._conn = l.Connect(first.Token).GetAwaiter().GetResult(); }
+            try { l._conn = Task.Run(() => l.Connect(first.Token)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or RedisServerError or System.Security.Authentication.AuthenticationException)
             {
                 throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {options.EndPoints[0]}, " +

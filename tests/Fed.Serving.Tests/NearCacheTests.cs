@@ -285,6 +285,29 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         Assert.Equal(0, init.NearCacheEntries);
     }
 
+    [Fact]
+    public async Task The_tracking_connection_authenticates_like_the_serving_connection()
+    {
+        await using var redis = await PrivateRedis.Start("--requirepass", "s3cret");
+        var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
+        cfg.Redis = redis.Endpoint + ",password=s3cret";
+        cfg.NearCache = new NearCacheConfig { MaxEntries = 100, MaxAgeMs = 60_000 };
+        await using (var init = new InitiatorService(cfg))
+        {
+            await init.StartAsync();
+            using var other = ConnectionMultiplexer.Connect(cfg.Redis);
+            const string id = "nc-auth";
+            await other.GetDatabase().StringSetAsync(Key(id), Record(id, 4));
+            Assert.Equal(4, Value(await Warm(id, init)));
+            await other.GetDatabase().StringSetAsync(Key(id), Record(id, 5));
+            var sw = Stopwatch.StartNew();
+            while (Value((await Get(id, init)).Body) != 5) Assert.True(sw.ElapsedMilliseconds < 1000, "overwrite not seen: invalidations not received");
+        }
+        cfg.Redis = redis.Endpoint + ",password=wrong,abortConnect=false";
+        var e = Assert.Throws<FedFailureException>(() => new InitiatorService(cfg));
+        Assert.Contains("client tracking", e.Message);
+    }
+
     /// <summary>A redis-server of the test's own on a free port (extra arguments as given).</summary>
     sealed class PrivateRedis : IAsyncDisposable
     {
@@ -300,11 +323,10 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
             r._proc = Process.Start(new ProcessStartInfo("redis-server",
                 ["--port", port.ToString(), "--bind", "127.0.0.1", "--dir", r._dir.FullName, "--save", "", "--appendonly", "no", .. extra])
                 { RedirectStandardOutput = true })!;
-            for (var i = 0; ; i++)
+            for (var i = 0; ; i++) // up once it accepts connections (a probe that does not need the password)
             {
-                try { using var probe = ConnectionMultiplexer.Connect(r.Endpoint + ",connectTimeout=500"); if (probe.IsConnected) return r; }
-                catch (RedisConnectionException) when (i < 40) { }
-                await Task.Delay(100);
+                try { using var probe = new TcpClient(); await probe.ConnectAsync(IPAddress.Loopback, port); return r; }
+                catch (SocketException) when (i < 40) { await Task.Delay(100); }
             }
         }
 
