@@ -30,6 +30,9 @@ sealed class InvalidationListener : IDisposable
     readonly Action<string> _log;
     readonly CancellationTokenSource _stop = new();
     Resp? _conn;
+    long _lastReply; // Environment.TickCount64 of the last reply on the tracking connection
+    volatile bool _silent; // the heartbeat closed the connection
+    internal const int PingEveryMs = 1000, DeadAfterMs = 3000;
 
     InvalidationListener(EndPoint endpoint, ConfigurationOptions options, string prefix, Action<string> changed, Action flushed,
         Action down, Action up, Action<string> log)
@@ -45,9 +48,8 @@ sealed class InvalidationListener : IDisposable
             throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary); '{redisConfig}' has {options.EndPoints.Count}. " +
                                           "Turn near_cache off (max_entries 0) for a cluster or sentinel setup.");
         var l = new InvalidationListener(options.EndPoints[0], options, prefix, changed, flushed, down, up, log);
-        using (var first = new CancellationTokenSource(TimeSpan.FromMilliseconds(Math.Max(1000, options.ConnectTimeout))))
         {
-            try { l._conn = Task.Run(() => l.Connect(first.Token)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
+            try { l._conn = Task.Run(() => l.Connect(CancellationToken.None)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
             catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or RedisServerError or System.Security.Authentication.AuthenticationException)
             {
                 throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {options.EndPoints[0]}, " +
@@ -73,7 +75,8 @@ sealed class InvalidationListener : IDisposable
             catch (Exception e) when (!_stop.IsCancellationRequested)
             {
                 _down();
-                _log(e.Message);
+                _log(_silent ? $"the tracking connection answered nothing for {DeadAfterMs} ms; reconnecting" : e.Message);
+                _silent = false;
             }
             catch (Exception) { return; }
             finally
@@ -86,8 +89,13 @@ sealed class InvalidationListener : IDisposable
         }
     }
 
-    async Task<Resp> Connect(CancellationToken ct)
+    /// <summary>Connects and turns tracking on, within the Redis string's connectTimeout (at least 1 s): a server that
+    /// accepts the connection and then says nothing must not stall startup or the reconnect loop.</summary>
+    async Task<Resp> Connect(CancellationToken stop)
     {
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        within.CancelAfter(Math.Max(1000, _options.ConnectTimeout));
+        var ct = within.Token;
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         Stream stream;
         try
@@ -118,14 +126,50 @@ sealed class InvalidationListener : IDisposable
 
     async Task Listen(Resp resp, CancellationToken ct)
     {
-        while (true)
+        Volatile.Write(ref _lastReply, Environment.TickCount64);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var heartbeat = Heartbeat(resp, stop.Token);
+        try
         {
-            // ["message", "__redis__:invalidate", [key, ...] or null]
-            if (await resp.Read(ct) is not object?[] { Length: 3 } m || m[0] is not string kind) throw new IOException("unexpected reply on the tracking connection");
-            if (kind != "message") continue;
-            if (m[2] is object?[] keys) foreach (var k in keys) { if (k is string key) _changed(key); }
-            else _flushed();
+            while (true)
+            {
+                var reply = await resp.Read(ct);
+                Volatile.Write(ref _lastReply, Environment.TickCount64);
+                switch (reply)
+                {
+                    case object?[] { Length: 3 } m when m[0] is "message": // ["message", "__redis__:invalidate", [key, ...] or null]
+                        if (m[2] is object?[] keys) foreach (var k in keys) { if (k is string key) _changed(key); }
+                        else _flushed();
+                        break;
+                    case object?[] { Length: 2 } p when p[0] is "pong": break;
+                    default: throw new IOException("unexpected reply on the tracking connection");
+                }
+            }
         }
+        finally
+        {
+            stop.Cancel();
+            await heartbeat;
+        }
+    }
+
+    /// <summary>
+    /// A connection can die without a reset (a dropped route, a frozen server), and then no invalidation would ever
+    /// arrive again: a PING goes out every second, and a connection that has answered nothing for 3 s is closed, which
+    /// ends <see cref="Listen"/> and counts as down.
+    /// </summary>
+    async Task Heartbeat(Resp resp, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(PingEveryMs, ct);
+                if (Environment.TickCount64 - Volatile.Read(ref _lastReply) > DeadAfterMs) { _silent = true; resp.Dispose(); return; }
+                await resp.Send(ct, "PING");
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException) { } // Listen's read reports it
     }
 
     public void Dispose()
@@ -147,12 +191,17 @@ sealed class InvalidationListener : IDisposable
 
         public async Task<object?> Call(CancellationToken ct, params string[] args)
         {
+            await Send(ct, args);
+            var reply = await Read(ct);
+            return reply is RedisServerError e ? throw e : reply;
+        }
+
+        public async Task Send(CancellationToken ct, params string[] args)
+        {
             var sb = new StringBuilder().Append('*').Append(args.Length).Append("\r\n");
             foreach (var a in args) sb.Append('$').Append(Encoding.UTF8.GetByteCount(a)).Append("\r\n").Append(a).Append("\r\n");
             await stream.WriteAsync(Encoding.UTF8.GetBytes(sb.ToString()), ct);
             await stream.FlushAsync(ct);
-            var reply = await Read(ct);
-            return reply is RedisServerError e ? throw e : reply;
         }
 
         public async Task<object?> Read(CancellationToken ct)

@@ -308,6 +308,90 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         Assert.Contains("client tracking", e.Message);
     }
 
+    /// <summary>A connection that goes silent without a reset (a dropped route) must not keep the near cache live.</summary>
+    [Fact]
+    public async Task A_tracking_connection_that_goes_silent_turns_the_near_cache_off_until_it_is_back()
+    {
+        await using var proxy = new FreezingProxy(W.Redis);
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var cache = NearCache.Start(new NearCacheConfig { MaxEntries = 10, MaxAgeMs = 60_000 }, proxy.Endpoint, new Metrics(), (m, e) => log.Enqueue(m + ": " + e));
+        async Task<TimeSpan> Until(Func<bool> cond, int ms)
+        {
+            var sw = Stopwatch.StartNew();
+            while (!cond()) { Assert.True(sw.ElapsedMilliseconds < ms, $"not within {ms} ms; log: {string.Join(" | ", log)}"); await Task.Delay(20); }
+            return sw.Elapsed;
+        }
+        await Until(() => cache.Live, 2000);
+        var key = Key("nc-silent");
+        cache.Put(key, "x"u8.ToArray(), cache.Take(key));
+        Assert.NotNull(cache.TryGet(key));
+        proxy.Frozen = true; // bytes stop flowing both ways; no FIN, no RST
+        var took = await Until(() => !cache.Live, 6000);
+        Assert.Null(cache.TryGet(key)); // dropped, and nothing served while not live
+        Assert.InRange(took.TotalMilliseconds, 1000, 6000);
+        Assert.Contains(log, l => l.Contains("answered nothing"));
+        proxy.Frozen = false;
+        await Until(() => cache.Live, 6000); // reconnected through the proxy, tracking on again
+    }
+
+    /// <summary>A TCP forwarder to Redis whose traffic can be stopped without closing anything.</summary>
+    sealed class FreezingProxy : IAsyncDisposable
+    {
+        readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        readonly IPEndPoint _target;
+        readonly CancellationTokenSource _stop = new();
+        readonly List<TcpClient> _open = [];
+        public volatile bool Frozen;
+        public string Endpoint => "127.0.0.1:" + ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+        public FreezingProxy(string redis)
+        {
+            var hp = redis.Split(',')[0].Split(':');
+            _target = new IPEndPoint(IPAddress.Parse(hp[0] == "localhost" ? "127.0.0.1" : hp[0]), int.Parse(hp[1]));
+            _listener.Start();
+            _ = Task.Run(Accept);
+        }
+
+        async Task Accept()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                TcpClient client;
+                try { client = await _listener.AcceptTcpClientAsync(_stop.Token); } catch { return; }
+                var upstream = new TcpClient();
+                await upstream.ConnectAsync(_target);
+                lock (_open) { _open.Add(client); _open.Add(upstream); }
+                _ = Pump(client.GetStream(), upstream.GetStream(), client, upstream);
+                _ = Pump(upstream.GetStream(), client.GetStream(), client, upstream);
+            }
+        }
+
+        async Task Pump(NetworkStream from, NetworkStream to, TcpClient a, TcpClient b)
+        {
+            var buf = new byte[16 * 1024];
+            try
+            {
+                while (true)
+                {
+                    var n = await from.ReadAsync(buf, _stop.Token);
+                    if (n == 0) break;
+                    while (Frozen) await Task.Delay(10, _stop.Token); // hold what was read: as if lost on the way
+                    await to.WriteAsync(buf.AsMemory(0, n), _stop.Token);
+                }
+            }
+            catch { }
+            a.Dispose(); b.Dispose();
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _stop.Cancel();
+            _listener.Stop();
+            lock (_open) foreach (var c in _open) c.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
     /// <summary>A redis-server of the test's own on a free port (extra arguments as given).</summary>
     sealed class PrivateRedis : IAsyncDisposable
     {
