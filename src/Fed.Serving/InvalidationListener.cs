@@ -48,13 +48,11 @@ sealed class InvalidationListener : IDisposable
             throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary); '{redisConfig}' has {options.EndPoints.Count}. " +
                                           "Turn near_cache off (max_entries 0) for a cluster or sentinel setup.");
         var l = new InvalidationListener(options.EndPoints[0], options, prefix, changed, flushed, down, up, log);
+        try { l._conn = Task.Run(() => l.Connect(CancellationToken.None)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or RedisServerError or System.Security.Authentication.AuthenticationException)
         {
-            try { l._conn = Task.Run(() => l.Connect(CancellationToken.None)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or RedisServerError or System.Security.Authentication.AuthenticationException)
-            {
-                throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {options.EndPoints[0]}, " +
-                                              $"and turning it on failed: {e.Message}. Use such a server, or turn near_cache off (max_entries 0).", e);
-            }
+            throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {options.EndPoints[0]}, " +
+                                          $"and turning it on failed: {e.Message}. Use such a server, or turn near_cache off (max_entries 0).", e);
         }
         _ = Task.Run(l.Run);
         return l;
