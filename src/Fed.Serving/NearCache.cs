@@ -13,8 +13,6 @@ namespace Fed.Serving;
 public sealed class NearCache : IDisposable
 {
     const int Slots = 1024;
-    /// <summary>The tracking connection's name in CLIENT LIST.</summary>
-    public const string ClientName = InvalidationListener.ClientName;
 
     sealed class Entry(byte[] value, long expiresAt)
     {
@@ -59,7 +57,7 @@ public sealed class NearCache : IDisposable
 
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>The record bytes, or null (not held, too old, or notifications not live).</summary>
+    /// <summary>The record bytes, or null (not held, too old, or invalidations not flowing).</summary>
     public byte[]? TryGet(string key)
     {
         if (!_live || !_map.TryGetValue(key, out var e)) return null;

@@ -141,7 +141,7 @@ public sealed class NearCacheConfig
 
     /// <summary>Most records held (0 = off). An entry is the record's bytes plus its key, about half a kilobyte.</summary>
     [JsonPropertyName("max_entries")] public int MaxEntries { get; set; }
-    /// <summary>Backstop: an entry is dropped this long after it was read from Redis even without a notification.</summary>
+    /// <summary>Backstop: an entry is dropped this long after it was read from Redis even without an invalidation.</summary>
     [JsonPropertyName("max_age_ms")] public int MaxAgeMs { get; set; } = 1000;
 
     [JsonIgnore] public bool Enabled => MaxEntries > 0;

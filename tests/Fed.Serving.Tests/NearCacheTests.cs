@@ -72,7 +72,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     }
 
     /// <summary>Looks up until one is served from the near cache: the first GET after a write may not populate it, since
-    /// that write's own notification can arrive after the GET was sent (and then voids what it read).</summary>
+    /// that write's own invalidation can arrive after the GET was sent (and then voids what it read).</summary>
     async Task<string> Warm(string sample, InitiatorService? via = null, int withinMs = 1000)
     {
         via ??= W.Initiator;
@@ -157,7 +157,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         using (var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true"))
         {
             var server = admin.GetServer(admin.GetEndPoints()[0]);
-            var trackers = server.ClientList().Where(c => c.Name == NearCache.ClientName).ToArray();
+            var trackers = server.ClientList().Where(c => c.Name == InvalidationListener.ClientName).ToArray();
             Assert.NotEmpty(trackers);
             foreach (var c in trackers) server.ClientKill(c.Address);
         }
