@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -160,7 +159,7 @@ public sealed class AllPaths : IAsyncLifetime
         foreach (var p in Parties)
         {
             Fed(["features", "load", "--party", p, "--csv", _csv[p], "--table", $"feat_{p}", "--dt", Dt, "--warehouse", Wh(p)]);
-            url[p] = $"http://127.0.0.1:{FreePort()}";
+            url[p] = $"http://127.0.0.1:{LoopbackPorts.Free()}";
             var cfg = new JsonObject
             {
                 ["listen"] = url[p], ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
@@ -168,7 +167,7 @@ public sealed class AllPaths : IAsyncLifetime
             };
             Start("serve-" + p, ["serve", "party", "--config", Config("serve-" + p, cfg)]);
         }
-        var initiatorUrl = $"http://127.0.0.1:{FreePort()}";
+        var initiatorUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var icfg = new JsonObject
         {
             ["listen"] = initiatorUrl, ["party_id"] = "guest", ["caller_id"] = "initiator", ["warehouse"] = Wh("guest"), ["redis"] = redis, ["log"] = "none",
@@ -253,13 +252,6 @@ public sealed class AllPaths : IAsyncLifetime
                 if (header[i] != "y" && double.TryParse(cells[i], CultureInfo.InvariantCulture, out var v)) values.Add(v);
         }
         return values;
-    }
-
-    static int FreePort()
-    {
-        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 
     async Task WaitReady(HttpClient http, string baseUrl)

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Fed.Core;
 using Fed.Core.Scoring;
+using Fed.TestSupport;
 using StackExchange.Redis;
 
 namespace Fed.Serving.Tests;
@@ -250,7 +251,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     [Fact]
     public async Task Without_client_tracking_a_configured_near_cache_refuses_to_start_and_the_default_runs_without_one()
     {
-        await using var redis = await PrivateRedis.Start("--rename-command", "CLIENT", "");
+        await using var redis = await RedisServer.Start("--rename-command", "CLIENT", "");
         var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
         cfg.Redis = redis.Endpoint;
         cfg.NearCache = new NearCacheConfig { MaxEntries = 100 };
@@ -269,7 +270,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     [Fact]
     public async Task A_flushed_keyspace_empties_the_near_cache()
     {
-        await using var redis = await PrivateRedis.Start(); // FLUSHALL on the shared server would hit other tests
+        await using var redis = await RedisServer.Start(); // FLUSHALL on the shared server would hit other tests
         var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
         cfg.Redis = redis.Endpoint;
         cfg.NearCache = new NearCacheConfig { MaxEntries = 100, MaxAgeMs = 60_000 };
@@ -288,7 +289,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     [Fact]
     public async Task The_tracking_connection_authenticates_like_the_serving_connection()
     {
-        await using var redis = await PrivateRedis.Start("--requirepass", "s3cret");
+        await using var redis = await RedisServer.Start("--requirepass", "s3cret");
         var cfg = W.InitiatorConfig(W.Parties.ToDictionary(x => x.Key, x => x.Value.Url));
         cfg.Redis = redis.Endpoint + ",password=s3cret";
         cfg.NearCache = new NearCacheConfig { MaxEntries = 100, MaxAgeMs = 60_000 };
@@ -389,37 +390,6 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
             _listener.Stop();
             lock (_open) foreach (var c in _open) c.Dispose();
             return ValueTask.CompletedTask;
-        }
-    }
-
-    /// <summary>A redis-server of the test's own on a free port (extra arguments as given).</summary>
-    sealed class PrivateRedis : IAsyncDisposable
-    {
-        Process _proc = null!;
-        DirectoryInfo _dir = null!;
-        public string Endpoint { get; private set; } = "";
-
-        public static async Task<PrivateRedis> Start(params string[] extra)
-        {
-            int port;
-            using (var l = new TcpListener(IPAddress.Loopback, 0)) { l.Start(); port = ((IPEndPoint)l.LocalEndpoint).Port; l.Stop(); }
-            var r = new PrivateRedis { _dir = Directory.CreateTempSubdirectory("fed-nc-redis-"), Endpoint = $"127.0.0.1:{port}" };
-            r._proc = Process.Start(new ProcessStartInfo("redis-server",
-                ["--port", port.ToString(), "--bind", "127.0.0.1", "--dir", r._dir.FullName, "--save", "", "--appendonly", "no", .. extra])
-                { RedirectStandardOutput = true })!;
-            for (var i = 0; ; i++) // up once it accepts connections (a probe that does not need the password)
-            {
-                try { using var probe = new TcpClient(); await probe.ConnectAsync(IPAddress.Loopback, port); return r; }
-                catch (SocketException) when (i < 40) { await Task.Delay(100); }
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _proc.Kill();
-            await _proc.WaitForExitAsync();
-            _proc.Dispose();
-            _dir.Delete(true);
         }
     }
 }
