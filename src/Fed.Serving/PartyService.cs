@@ -54,14 +54,13 @@ public sealed class PartyService : ServiceHost
     protected override string? NotReadyReason()
     {
         try { _pool.Use(w => w.TableExists(Schema.Registry.Name) ? 0 : throw new FedFailureException("no model registry table")); return null; }
-        catch (FedException e) { return "warehouse: " + e.Message; }
+        catch (FedException e) { return "warehouse: " + Fed.Core.Security.Secrets.Redact(e.Message); }
     }
 
     protected override void Map(WebApplication app)
     {
-        app.MapPost("/v1/partial-scores", Handle);
-        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => AdminEndpoints.Activate(ctx, Models, id, Log));
-        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => AdminEndpoints.Rollback(ctx, Models, id, Log));
+        app.MapPost("/v1/partial-scores", Handle).Allow(Access.Signed);
+        AdminEndpoints.Map(app, Models, Log);
     }
 
     async Task Handle(HttpContext ctx)
@@ -386,6 +385,12 @@ public sealed class PartyService : ServiceHost
 /// <summary>Admin endpoints both services expose: activate a version, roll back to the previous one.</summary>
 static class AdminEndpoints
 {
+    public static void Map(WebApplication app, ModelCache models, JsonLog log)
+    {
+        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => Activate(ctx, models, id, log)).Allow(Access.Admin);
+        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => Rollback(ctx, models, id, log)).Allow(Access.Admin);
+    }
+
     public static async Task Activate(HttpContext ctx, ModelCache models, string id, JsonLog log)
     {
         Identifiers.ModelId(id);

@@ -154,7 +154,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             SameBits(W.Direct(p.GetProperty("sample_id").GetString()!, 2), p.GetProperty("value").GetDouble(), "redis down");
             Assert.False(p.GetProperty("cached").GetBoolean());
         }
-        Assert.Contains("fed_cache_errors_total 1", await Http.GetStringAsync(init.Url + "/metrics"));
+        Assert.Contains("fed_cache_errors_total 1", await W.Ops(Http, init.Url));
     }
 
     [Fact]
@@ -224,7 +224,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             Assert.False(p.TryGetProperty("value", out _));
             Assert.Equal(how == "timeout" ? "timeout" : "error", p.GetProperty("parties").GetProperty("host").GetString());
         }
-        var metrics = await Http.GetStringAsync(init.Url + "/metrics");
+        var metrics = (await ServingWorld.Send(Http, HttpMethod.Get, init.Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains($"fed_party_requests_total{{party=\"host\",status=\"{(how == "timeout" ? "timeout" : "error")}\"}} 1", metrics);
         Assert.Contains("fed_predictions_total{status=\"partial_failure\"} 10", metrics);
     }
@@ -274,20 +274,70 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         var key = W.ClientKey;
         var body = "{\"model_id\":\"m\"}"u8.ToArray();
         var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var nonce = RequestSigning.NewNonce();
         foreach (var path in new[] { "/v1/predict", "/v1/predictions/m/" + new string('\u00e9', 700) + "?version=2" }) // the second exceeds the stack buffer
         {
-            var canonical = $"POST\n{path}\n{ts}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
-            var documented = "v1=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
-            var sig = RequestSigning.Sign(key, "POST", path, ts, "client", body);
+            var canonical = $"POST\n{path}\n{ts}\n{nonce}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
+            var documented = "v2=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
+            var sig = RequestSigning.Sign(key, "POST", path, ts, nonce, "client", body);
             Assert.Equal(documented, sig);
-            string? Verify(string s, byte[]? b = null) => RequestSigning.Verify(_ => key, "post", path, "client", ts.ToString(), s, b ?? body, 30, out _);
+            string? Verify(string s, byte[]? b = null, string? n = null, string? p = null) =>
+                RequestSigning.Verify(_ => key, "post", p ?? path, "client", ts.ToString(), n ?? nonce, s, b ?? body, 30);
             Assert.Null(Verify(sig));
-            Assert.Equal("bad signature", Verify("v1=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify("v2=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify("v1=" + sig[3..]));
             Assert.Equal("bad signature", Verify(sig[..^1]));
             Assert.Equal("bad signature", Verify(sig + "0"));
             Assert.Equal("bad signature", Verify(sig[..^1] + (sig[^1] == '0' ? '1' : '0')));
             Assert.Equal("bad signature", Verify(sig, "{\"model_id\":\"n\"}"u8.ToArray()));
+            Assert.Equal("bad signature", Verify(sig, n: RequestSigning.NewNonce())); // the nonce is signed
+            Assert.Equal("bad signature", Verify(sig, p: path.ToUpperInvariant())); // so is the exact request target
+            Assert.Contains("X-Fed-Nonce must be", Verify(sig, n: "short"));
         }
+    }
+
+    [Fact]
+    public async Task A_replayed_request_is_refused_and_the_nonce_memory_is_bounded()
+    {
+        var nonce = RequestSigning.NewNonce();
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var body = ServingWorld.PredictBody(W.ModelId, [W.SharedIds[0]]);
+        var first = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, body, ts, nonce: nonce);
+        Assert.Equal(200, first.Status);
+        var again = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, body, ts, nonce: nonce);
+        Assert.Equal(401, again.Status);
+        Assert.Contains("replayed", again.Body);
+        // The same nonce from another caller is that caller's own.
+        var admin = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "admin", W.AdminKey, body, ts, nonce: nonce);
+        Assert.Equal(200, admin.Status);
+
+        // Memory: full -> refused (fail closed); an old generation is forgotten after two windows.
+        var store = new MemoryNonceStore(3, TimeSpan.FromMilliseconds(200));
+        Assert.Null(await store.TryUse("c", "n1"));
+        Assert.Null(await store.TryUse("c", "n2"));
+        Assert.Contains("replayed", await store.TryUse("c", "n1"));
+        Assert.Null(await store.TryUse("c", "n3"));
+        Assert.Contains("replay memory full", await store.TryUse("c", "n4"));
+        Assert.Equal(3, store.Count);
+        await Task.Delay(450);
+        Assert.Null(await store.TryUse("c", "n4"));
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public async Task A_shared_Redis_nonce_store_refuses_a_replay_sent_to_another_initiator_and_fails_closed_without_Redis()
+    {
+        var prefix = "fed:test-nonce:" + Guid.NewGuid().ToString("N")[..8] + ":";
+        using var a = new RedisNonceStore(W.Redis, prefix, TimeSpan.FromSeconds(61));
+        using var b = new RedisNonceStore(W.Redis, prefix, TimeSpan.FromSeconds(61));
+        var nonce = RequestSigning.NewNonce();
+        Assert.Null(await a.TryUse("client", nonce));
+        Assert.Contains("replayed", await b.TryUse("client", nonce));
+        var ttl = W.Initiator.Redis.KeyTimeToLive(prefix + "client:" + nonce);
+        Assert.True(ttl is { TotalSeconds: > 55 and <= 61 }, $"ttl {ttl}");
+        var port = Fed.TestSupport.LoopbackPorts.Free();
+        using var down = new RedisNonceStore($"127.0.0.1:{port},connectTimeout=200,syncTimeout=200", prefix, TimeSpan.FromSeconds(61));
+        Assert.Contains("unavailable", await down.TryUse("client", RequestSigning.NewNonce()));
     }
 
     [Fact]
@@ -325,6 +375,8 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         await using var party = new PartyService(cfg);
         await party.StartAsync();
         var body = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"" + W.SharedIds[0] + "\"],\"mode\":\"realtime\"}";
+        // Warm up (JIT, connections) on another caller's bucket, so the five below fit well inside one refill (1 s).
+        Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey, body)).Status);
         var codes = new List<int>();
         for (var i = 0; i < 5; i++) codes.Add((await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, body)).Status);
         Assert.Equal([200, 200, 200, 429, 429], codes);
@@ -362,7 +414,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.Equal(200, sb);
         Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
         Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
-        var metrics = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        var metrics = await W.Ops(Http, W.Initiator.Url);
         Assert.Contains("fed_cache_hit_ratio ", metrics);
         Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);
     }
@@ -535,28 +587,48 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         foreach (var url in new[] { W.Initiator.Url, W.Parties["guest"].Url, W.Parties["host"].Url })
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await Http.GetAsync(url + "/healthz")).StatusCode);
-            var ready = await Http.GetAsync(url + "/readyz");
-            Assert.True(ready.IsSuccessStatusCode, await ready.Content.ReadAsStringAsync());
+            // /readyz and /metrics sit behind the authorization (ops.access signed) when there is no ops listener.
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await Http.GetAsync(url + "/readyz")).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await Http.GetAsync(url + "/metrics")).StatusCode);
+            var (ready, body) = await ServingWorld.Send(Http, HttpMethod.Get, url + "/readyz", "admin", W.AdminKey, null);
+            Assert.True(ready == 200, body);
         }
-        var m = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        var m = (await ServingWorld.Send(Http, HttpMethod.Get, W.Initiator.Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains("# TYPE fed_http_request_duration_seconds histogram", m);
         Assert.Contains("fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}", m);
         Assert.Contains("fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}", m);
         Assert.Contains("fed_party_requests_total{party=\"guest\",status=\"ok\"}", m);
-        var pm = await Http.GetStringAsync(W.Parties["host"].Url + "/metrics");
+        var pm = (await ServingWorld.Send(Http, HttpMethod.Get, W.Parties["host"].Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains("fed_partial_scores_total{status=\"ok\"}", pm);
+    }
+
+    [Fact]
+    public async Task An_ops_listener_serves_health_readiness_and_metrics_only_and_the_main_listener_no_longer_does()
+    {
+        var cfg = W.PartyConfig("guest");
+        cfg.Ops = new OpsConfig { Listen = "http://127.0.0.1:0" };
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        Assert.NotNull(party.OpsUrl);
+        Assert.Equal(200, (int)(await Http.GetAsync(party.OpsUrl + "/readyz")).StatusCode);
+        Assert.Contains("fed_http_requests_total", await Http.GetStringAsync(party.OpsUrl + "/metrics"));
+        var partial = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\"],\"mode\":\"realtime\"}";
+        Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Post, party.OpsUrl + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
+        Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Get, party.Url + "/metrics", "admin", W.AdminKey, null)).Status);
+        Assert.Equal(401, (int)(await Http.GetAsync(party.Url + "/readyz")).StatusCode);
+        Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
     }
 
     [Fact]
     public void Config_files_are_validated_with_clear_messages()
     {
         var path = Path.Combine(W.Dir, "bad.json");
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{}}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"callers\":{}}");
         var e = Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path));
         Assert.Contains("'callers' is empty", e.Message);
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{\"a\":{\"key\":\"c2hvcnQ=\"}}}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"callers\":{\"a\":{\"key\":\"c2hvcnQ=\"}}}");
         Assert.Contains("at least 32", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"typo\":1}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"typo\":1}");
         Assert.Contains("invalid config", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
     }
 
