@@ -208,7 +208,7 @@ public sealed class InitiatorService : ServiceHost
                         s = r.Status;
                         if (s == SampleStatus.Ok) { partials[o.Party] = r.Scores!; continue; }
                         if (r.MissingFeatures is { Length: > 0 }) s += ": " + string.Join(", ", r.MissingFeatures);
-                        if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status == SampleStatus.NotFound)) worst = r.Status;
+                        if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status is SampleStatus.NotFound or SampleStatus.NotScored)) worst = r.Status;
                     }
                     (why ??= new(StringComparer.Ordinal))[o.Party] = s;
                 }
@@ -392,7 +392,7 @@ public sealed class InitiatorService : ServiceHost
                 }
                 else if (status == SampleStatus.FeaturesMissing)
                     missing = x.TryGetProperty("missing_features", out var mf) ? mf.EnumerateArray().Select(m => m.GetString()!).ToArray() : [];
-                else if (status != SampleStatus.NotFound) return $"sample '{id}': unknown status '{status}'";
+                else if (status is not (SampleStatus.NotFound or SampleStatus.NotScored)) return $"sample '{id}': unknown status '{status}'";
                 list[i++] = new PartySampleResult(id!, status, scores, missing);
             }
             results = list;

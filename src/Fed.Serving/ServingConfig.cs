@@ -186,10 +186,13 @@ public sealed class PartyConfig : ServingConfig
     [JsonPropertyName("feature_table")] public string? FeatureTable { get; set; }
     /// <summary>Near-real-time mode: the hourly snapshot table (Schema.Features, hourly: true); newest (dt, hour) per sample wins.</summary>
     [JsonPropertyName("hourly_feature_table")] public string? HourlyFeatureTable { get; set; }
+    /// <summary>Limits on answering as an oracle: agreed populations, daily quotas, audit log.</summary>
+    [JsonPropertyName("oracle")] public OracleConfig Oracle { get; set; } = new();
 
     public override void Validate(string source)
     {
         base.Validate(source);
+        Oracle.Validate(source, Callers);
         if (FeatureTable != null) Identifiers.SqlName(FeatureTable, "feature_table");
         if (HourlyFeatureTable != null) Identifiers.SqlName(HourlyFeatureTable, "hourly_feature_table");
     }

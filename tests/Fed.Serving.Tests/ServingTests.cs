@@ -658,3 +658,95 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.True(ServingConfig.Load<PartyConfig>(path).Callers["feeder"].InlineFeatures);
     }
 }
+
+/// <summary>Limits on the party as an oracle: agreed populations (ids or PSI tokens), daily quotas, the audit log.</summary>
+public sealed class OracleTests(WorldFixture f) : IClassFixture<WorldFixture>
+{
+    ServingWorld W => f.World;
+    HttpClient Http => f.Http;
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Outside_the_agreed_population_every_sample_gets_one_uniform_not_scored_quotas_hold_and_the_audit_log_holds_only_keyed_hashes()
+    {
+        var dir = Path.Combine(W.Dir, "oracle-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(dir);
+        var shared = W.SharedIds;
+        var agreed = shared.Take(3).ToArray();
+        var outside = shared.Skip(10).Take(2).ToArray();
+        const string missing = "no-such-sample-42";
+        File.WriteAllLines(Path.Combine(dir, "agreed.txt"), agreed);
+        var tokenKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var tokenEnv = "FED_TEST_PSI_KEY_" + Guid.NewGuid().ToString("N")[..6];
+        Environment.SetEnvironmentVariable(tokenEnv, Convert.ToBase64String(tokenKey));
+        File.WriteAllLines(Path.Combine(dir, "tokens.txt"), agreed.Select(id => OracleLimits.Token(tokenKey, id)));
+        var auditKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var auditEnv = "FED_TEST_AUDIT_KEY_" + Guid.NewGuid().ToString("N")[..6];
+        Environment.SetEnvironmentVariable(auditEnv, Convert.ToBase64String(auditKey));
+        var cfg = W.PartyConfig("host");
+        cfg.Oracle = new OracleConfig
+        {
+            Populations =
+            [
+                new PopulationConfig { Caller = "initiator", ModelId = W.ModelId, File = Path.Combine(dir, "agreed.txt") },
+                new PopulationConfig { Caller = "admin", ModelId = W.ModelId, File = Path.Combine(dir, "tokens.txt"), Format = "hmac_sha256", TokenKeyEnv = tokenEnv },
+            ],
+            DailyQuota = new() { ["feeder"] = 3 },
+            AuditLog = "file:" + Path.Combine(dir, "audit.jsonl"), AuditKeyEnv = auditEnv,
+        };
+        cfg.Validate("test");
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        string[] asked = [.. agreed, .. outside, missing];
+        var body = JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = asked, mode = "realtime" });
+        foreach (var (caller, key) in new[] { ("initiator", W.HostKey), ("admin", W.AdminKey) })
+        {
+            var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", caller, key, body);
+            Assert.True(status == 200, text);
+            var results = JsonDocument.Parse(text).RootElement.GetProperty("results").EnumerateArray().ToArray();
+            for (var i = 0; i < agreed.Length; i++)
+            {
+                Assert.Equal("ok", results[i].GetProperty("status").GetString());
+                var s = new double[1];
+                new Fed.Core.Scoring.PartialScorer(W.Models[("host", 2)]).ScoreRow(W.Features["host"][agreed[i]], s);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(s[0]), BitConverter.DoubleToInt64Bits(results[i].GetProperty("scores")[0].GetDouble()));
+            }
+            // Outside the population (present here or not): byte-identical shape, one status.
+            var shapes = results.Skip(agreed.Length).Select(r => r.GetRawText().Replace(r.GetProperty("sample_id").GetString()!, "ID")).Distinct().ToArray();
+            Assert.Equal(["{\"sample_id\":\"ID\",\"status\":\"not_scored\"}"], shapes);
+        }
+        // Another caller without a population is answered as before (sample_not_found for the missing one).
+        var (fs, ft) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey,
+            JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = new[] { outside[0], missing }, mode = "realtime" }));
+        Assert.Equal(200, fs);
+        Assert.Contains("\"sample_not_found\"", ft);
+        // Its quota is 3 samples a day: 2 used, 2 more are refused.
+        var (qs, qt) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey,
+            JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = agreed.Take(2).ToArray(), mode = "realtime" }));
+        Assert.Equal(429, qs);
+        Assert.Contains("daily quota", qt);
+
+        // Through an initiator: the limited party's not_scored makes the prediction not_scored, with no value.
+        var ic = W.InitiatorConfig(new Dictionary<string, string> { ["guest"] = W.Parties["guest"].Url, ["host"] = party.Url });
+        await using var init = new InitiatorService(ic);
+        await init.StartAsync();
+        var (ps, pt) = await ServingWorld.Send(Http, HttpMethod.Post, init.Url + "/v1/predict", "client", W.ClientKey, ServingWorld.PredictBody(W.ModelId, [agreed[0], outside[0]]));
+        Assert.Equal(200, ps);
+        var preds = JsonDocument.Parse(pt).RootElement.GetProperty("predictions").EnumerateArray().ToArray();
+        Assert.Equal("ok", preds[0].GetProperty("status").GetString());
+        Assert.Equal("not_scored", preds[1].GetProperty("status").GetString());
+        Assert.False(preds[1].TryGetProperty("value", out _));
+
+        await party.DisposeAsync();
+        var audit = File.ReadAllText(Path.Combine(dir, "audit.jsonl"));
+        Assert.Equal("0600", Fed.Core.Security.SecretFiles.Octal(File.GetUnixFileMode(Path.Combine(dir, "audit.jsonl"))));
+        var lines = audit.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(5, lines.Length); // initiator, admin, feeder x2, and the initiator's predict
+        foreach (var id in asked) Assert.DoesNotContain(id, audit);
+        var first = JsonDocument.Parse(lines[0]).RootElement;
+        Assert.Equal("initiator", first.GetProperty("caller").GetString());
+        Assert.Equal(string.Join(',', asked.Select(id => OracleLimits.Token(auditKey, id))), first.GetProperty("id_hmacs").GetString());
+        Assert.NotEqual(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(asked[0]))),
+            first.GetProperty("id_hmacs").GetString()![..64]);
+    }
+}
