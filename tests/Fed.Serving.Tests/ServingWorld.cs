@@ -130,9 +130,9 @@ public sealed class ServingWorld : IAsyncDisposable
 
     /// <summary>An HTTP client as <paramref name="caller"/> would use it: with TLS it presents the caller's certificate
     /// (null: none) and accepts only the world's service certificates; plain otherwise.</summary>
-    public HttpClient ClientFor(string? caller)
+    public HttpClient ClientFor(string? caller, int maxConnections = int.MaxValue)
     {
-        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = maxConnections };
         if (Tls)
         {
             var servers = new[] { "guest", "host", "initiator" }.Select(n => Certificates.Pin(Certs[n])).ToHashSet();
