@@ -24,7 +24,7 @@ public sealed class CombinedPredictions
     public Dictionary<string, long> RowsByParty { get; init; } = [];
 
     public int Count => Ids.Length;
-    public string? ClassLabel(int r) => Model.Kind == ModelKind.Softmax ? Model.Classes[PredictedClass![r]] : null;
+    public string? ClassLabel(int r) => PartialModel.HasClasses(Model.Kind) ? Model.Classes[PredictedClass![r]] : null;
 
     public string ProbabilitiesJson(int r)
     {
@@ -101,8 +101,8 @@ public static class CombineCore
             return cols;
         }).ToList();
         var values = new double[n];
-        int[]? cls = sig.Kind == ModelKind.Softmax ? new int[n] : null;
-        double[][]? probs = sig.Kind == ModelKind.Softmax ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        int[]? cls = PartialModel.HasClasses(sig.Kind) ? new int[n] : null;
+        double[][]? probs = PartialModel.HasClasses(sig.Kind) ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
         Combiner.CombineBatch(sig, partials, n, values, cls, probs);
         return new CombinedPredictions
         {
