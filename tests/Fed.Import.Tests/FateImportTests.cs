@@ -280,6 +280,34 @@ public class FateImportTests
         Assert.Empty(Directory.EnumerateFiles(dir, "out.json*"));
     }
 
+    [Theory]
+    [InlineData("model_id")]
+    [InlineData("kind")]
+    public void PartiesThatDisagreeOnModelIdOrKindAreRefusedWhenConvertedTogether(string what)
+    {
+        var dir = TempDir();
+        var g = Party("g", 2, 1, 5, guest: true, seed: 1);
+        var h = Party("h", 2, 1, 5, guest: false, seed: 2);
+        File.WriteAllBytes(Path.Combine(dir, "g.pb"), Lr(g).ToByteArray());
+        File.WriteAllBytes(Path.Combine(dir, "h.pb"), (what == "kind" ? (IMessage)LinR(h) : Lr(h)).ToByteArray());
+        var models = Directory.CreateDirectory(Path.Combine(dir, "models")).FullName;
+        Assert.Equal(0, RunFed("model", "import", "--from", "fate", "--in", Path.Combine(dir, "g.pb"), "--kind", "logistic", "--role", "guest", "--party", "bank",
+            "--parties", "bank,shop", "--model-id", "m", "--missing", "reject", "--out", Path.Combine(models, "bank.json")).Code);
+        Assert.Equal(0, RunFed("model", "import", "--from", "fate", "--in", Path.Combine(dir, "h.pb"), "--kind", what == "kind" ? "linear" : "logistic", "--role", "host",
+            "--party", "shop", "--parties", "bank,shop", "--model-id", what == "model_id" ? "m_typo" : "m", "--missing", "reject", "--out", Path.Combine(models, "shop.json")).Code);
+        var db = Path.Combine(dir, "w.db");
+        var (code, _, err) = RunFed("convert", "--model", Path.Combine(models, "bank.json"), "--model", Path.Combine(models, "shop.json"), "--warehouse", "sqlite:" + db);
+        Assert.True(code == 2, err);
+        Assert.Contains(what == "kind" ? "disagree on the kind" : "must agree on its id", err);
+        // Nothing was exported: the registry lists no model.
+        var list = RunFed("model", "list", "--warehouse", "sqlite:" + db, "--json");
+        Assert.Equal(0, list.Code);
+        Assert.Contains("\"models\": []", list.Out);
+        var pred = RunFed("predict", "local", "--models", models, "--party", "bank=" + Csv(dir, "g.csv", g), "--party", "shop=" + Csv(dir, "h.csv", h), "--out", Path.Combine(dir, "p.csv"));
+        Assert.Equal(2, pred.Code);
+        Assert.False(File.Exists(Path.Combine(dir, "p.csv")));
+    }
+
     static string RepoRoot()
     {
         var d = AppContext.BaseDirectory;
