@@ -308,6 +308,35 @@ public class FateImportTests
         Assert.False(File.Exists(Path.Combine(dir, "p.csv")));
     }
 
+    static (int Code, string Err, string Out, FateParty Guest) ImportFlowOutput(string module)
+    {
+        var dir = TempDir();
+        var g = Party("g", 3, 1, 5, guest: true, seed: 9);
+        File.WriteAllText(Path.Combine(dir, "flow.json"),
+            $"{{\"retcode\": 0, \"retmsg\": \"success\", \"data\": {SnakeJson.Format(Lr(g))}, \"meta\": {{\"module_name\": \"{module}\"}}}}");
+        var outPath = Path.Combine(dir, "m.json");
+        var (code, _, err) = RunFed("model", "import", "--from", "fate", "--in", Path.Combine(dir, "flow.json"), "--kind", "logistic", "--role", "guest",
+            "--party", "bank", "--parties", "bank,shop", "--model-id", "m", "--missing", "reject", "--out", outPath);
+        return (code, err, outPath, g);
+    }
+
+    [Fact]
+    public void FateFlowOutputWrapperIsRead()
+    {
+        var (code, err, outPath, g) = ImportFlowOutput("HeteroLR");
+        Assert.True(code == 0, err);
+        Assert.Equal(g.Weights[0], ModelFile.Read(outPath).Weights[0]);
+    }
+
+    [Fact]
+    public void FateFlowOutputOfAnotherModuleIsRefused()
+    {
+        var (code, err, outPath, _) = ImportFlowOutput("HeteroSecureBoost");
+        Assert.True(code == 2, err);
+        Assert.Contains("meta.module_name", err);
+        Assert.False(File.Exists(outPath));
+    }
+
     static string RepoRoot()
     {
         var d = AppContext.BaseDirectory;
