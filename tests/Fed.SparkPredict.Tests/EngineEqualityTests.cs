@@ -15,7 +15,7 @@ public class EngineEqualityTests
         "breast_cancer" => new Scenario("breast_cancer", ModelKind.Logistic, [], blanks: new() { ["host"] = 5 }),
         "wine" => new Scenario("wine", ModelKind.Softmax, ["0", "1", "2"], seed: 7),
         // FATE's one-vs-rest (an imported model): a sigmoid per class through every path.
-        "wine_ovr" => new Scenario("wine", ModelKind.OneVsRest, ["0", "1", "2"], seed: 5),
+        "wine_ovr" => new Scenario("wine", ModelKind.OneVsRest, ["0", "1", "2"], seed: 5, modelId: "wine-ovr"),
         // host2 uses recorded defaults for its blanked cells.
         "german_credit" => new Scenario("german_credit", ModelKind.Logistic, [], seed: 3,
             policy: new() { ["host2"] = MissingPolicyKind.Default }, blanks: new() { ["host2"] = 6, ["host1"] = 2 }),

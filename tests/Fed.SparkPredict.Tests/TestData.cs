@@ -25,11 +25,11 @@ public sealed class Scenario : IDisposable
 
     /// <summary>dataset: breast_cancer | wine | german_credit. missing: per party, the policy (reject or default).</summary>
     public Scenario(string dataset, ModelKind kind, string[] classes, int seed = 42, Dictionary<string, MissingPolicyKind>? policy = null,
-        Dictionary<string, int>? blanks = null)
+        Dictionary<string, int>? blanks = null, string? modelId = null)
     {
         Directory.CreateDirectory(ModelsDir);
         Dataset = dataset;
-        ModelId = dataset.Replace("_", "-") + "-m";
+        ModelId = modelId ?? dataset.Replace("_", "-") + "-m";
         Kind = kind;
         var files = Directory.GetFiles(Path.Combine(DataRoot, dataset), "*.csv").Where(f => !f.EndsWith("centralized.csv"))
             .OrderBy(f => Path.GetFileName(f) == "guest.csv" ? "" : Path.GetFileName(f)).ToList();
