@@ -10,7 +10,7 @@ namespace Fed.Streaming;
 /// ("Confluent-style": the same names as <see cref="ClientConfig"/>), given as strings:
 /// <c>kafka</c> applies to both the consumer and the producer, <c>consumer</c>/<c>producer</c> to one of them.
 /// Defaults target a modern broker; an old (0.9/0.10) broker needs <c>api.version.request=false</c>,
-/// <c>broker.version.fallback=0.9.0.1</c> and <c>session.timeout.ms</c> &lt;= 30000 in <c>kafka</c>.
+/// <c>broker.version.fallback=0.9.0</c> and <c>session.timeout.ms</c> &lt;= 30000 in <c>kafka</c>.
 /// </summary>
 public abstract class StreamConfigBase
 {

@@ -26,7 +26,7 @@ public static class TestServices
     {
         ["bootstrap.servers"] = Kafka,
         ["api.version.request"] = "false",
-        ["broker.version.fallback"] = "0.9.0.1",
+        ["broker.version.fallback"] = "0.9.0",
         ["topic.metadata.refresh.interval.ms"] = "2000",
     };
 
@@ -90,6 +90,40 @@ public static class TestServices
             var r = c.Consume(100);
             if (r != null) { list.Add((r.Message.Key, r.Message.Value)); continue; }
             if (until(list)) break;
+        }
+        c.Close();
+        return list;
+    }
+
+    /// <summary>
+    /// Reads every partition of a topic from its beginning up to its end offset (high watermark) taken when the call
+    /// starts, and proves it got there: a partition counts as read only when its last message before the end offset
+    /// was consumed. Throws if that does not happen within the timeout. "Nothing" read here means the topic was empty.
+    /// </summary>
+    public static List<(string? Key, string Value)> ReadToEnd(string topic, int partitions, TimeSpan? timeout = null)
+    {
+        KafkaNative.Ensure();
+        var cfg = new ConsumerConfig(OldBrokerKafka()) { GroupId = "reader-" + Guid.NewGuid().ToString("N"), EnableAutoCommit = false };
+        using var c = new ConsumerBuilder<string?, string>(cfg).Build();
+        var ends = new Dictionary<int, long>();
+        for (var p = 0; p < partitions; p++)
+        {
+            var w = c.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10));
+            if (w.High.Value > w.Low.Value) ends[p] = w.High.Value;
+        }
+        var list = new List<(string?, string)>();
+        if (ends.Count == 0) { c.Close(); return list; }
+        c.Assign(ends.Keys.Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
+        var sw = Stopwatch.StartNew();
+        while (ends.Count > 0)
+        {
+            if (sw.Elapsed > limit)
+                throw new TimeoutException($"{topic}: partitions {string.Join(", ", ends.Keys)} not read to their end offsets ({string.Join(", ", ends.Values)}) within {limit.TotalSeconds} s");
+            var r = c.Consume(100);
+            if (r is null || !ends.TryGetValue(r.Partition.Value, out var end) || r.Offset.Value >= end) continue;
+            list.Add((r.Message.Key, r.Message.Value));
+            if (r.Offset.Value + 1 >= end) ends.Remove(r.Partition.Value);
         }
         c.Close();
         return list;
