@@ -257,10 +257,10 @@ public sealed class InitiatorWorker : WorkerBase
                 // 2. Writes, pipelined.
                 var writes = new List<Task>(_ready.Count + _expired.Count);
                 foreach (var j in _ready)
-                    writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                    writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
                 foreach (var j in _expired)
                     if (j.Value is not null)
-                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
                 Wait(writes);
                 var now = DateTime.UtcNow;
                 foreach (var j in _ready)

@@ -239,7 +239,9 @@ public sealed class StreamingEndToEndTests : IDisposable
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-", limit: 5), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-", limit: 5), null, default);
         Thread.Sleep(3000); // the pipeline is running
-        db.Execute("CLIENT", "PAUSE", "4000"); // Redis answers no client for 4 s
+        // CLIENT needs an admin connection; kept open, as closing it would wait out the pause (QUIT is paused too).
+        using var admin = StackExchange.Redis.ConnectionMultiplexer.Connect(TestServices.Redis + ",allowAdmin=true");
+        admin.GetDatabase().Execute("CLIENT", "PAUSE", "4000"); // Redis answers no client for 4 s
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-"), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-"), null, default);
         var expected = models.Expected(1);
