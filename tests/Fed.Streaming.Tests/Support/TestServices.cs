@@ -135,6 +135,7 @@ public static class TestServices
     {
         Party = party, Warehouse = "sqlite:" + warehouse, InputTopic = inputTopic, PartialsTopic = partials, DeadLetterTopic = dlq,
         GroupId = group, Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), RegistryPollMs = 200, MetricsIntervalMs = 2000,
+        SigningKey = "file:" + KeyFile(party),
     };
 
     public static InitiatorConfig InitiatorConfig(string warehouse, string prefix, int windowMs) => new()
@@ -142,5 +143,30 @@ public static class TestServices
         Warehouse = "sqlite:" + warehouse, PartialsTopic = prefix + ".partials", ScoresTopic = prefix + ".scores",
         StatusTopic = prefix + ".status", DeadLetterTopic = prefix + ".dlq", GroupId = prefix + "-initiator",
         Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), Redis = Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
+        PartyKeys = new() { ["guest"] = "file:" + KeyFile("guest"), ["host"] = "file:" + KeyFile("host") },
     };
+
+    static readonly object KeyLock = new();
+
+    /// <summary>This test run's HMAC key file of a party (random, mode 0600), created on first use.</summary>
+    public static string KeyFile(string party)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("Fed's tests run on Linux (Debian 12)");
+        var dir = Path.Combine(Path.GetTempPath(), $"fed-test-keys-{Environment.ProcessId}");
+        var path = Path.Combine(dir, party + ".key");
+        lock (KeyLock)
+        {
+            if (File.Exists(path)) return path;
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            using var f = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+            f.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))));
+            return path;
+        }
+    }
+
+    /// <summary>A party's key as the workers read it.</summary>
+    public static byte[] Key(string party) => StreamSecrets.LoadKey("file:" + KeyFile(party), party);
 }
