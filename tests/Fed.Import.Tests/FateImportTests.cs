@@ -113,6 +113,7 @@ public class FateImportTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void MissingDefaultsAreRecordedPerFeature()
     {
         var dir = TempDir();
@@ -123,6 +124,7 @@ public class FateImportTests
             "--party", "bank", "--parties", "bank,shop", "--model-id", "m", "--missing", "default:" + Path.Combine(dir, "fill.json"), "--out", Path.Combine(dir, "m.json"));
         Assert.True(code == 0, err);
         var m = ModelFile.Read(Path.Combine(dir, "m.json"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(dir, "m.json")));
         Assert.Equal(MissingPolicyKind.Default, m.Missing.Kind);
         Assert.Equal([0.5, -2, 7.25], m.Missing.Defaults!);
         Assert.Equal("default:fill.json", m.Training["fate_missing"]);
