@@ -91,10 +91,8 @@ public sealed class InitiatorService : ServiceHost
     {
         var opts = ConfigurationOptions.Parse(config);
         opts.AbortOnConnectFail = false; // start (not ready) while Redis is down; reconnect when it is back
-        var mux = ConnectionMultiplexer.Connect(opts);
-        // Nothing here depends on the order of completions; keeping it would route every reply through one queue.
-        mux.PreserveAsyncOrder = false;
-        return mux;
+        // StackExchange.Redis 3.x completes replies without an ordering queue (what PreserveAsyncOrder = false did in 1.x).
+        return ConnectionMultiplexer.Connect(opts);
     }
 
     protected override string? NotReadyReason()

@@ -88,6 +88,7 @@ public static class ConvertCommands
     {
         var tables = new List<TableDef>(Schema.ModelTables)
         {
+            Schema.RegistryStaging,
             Schema.PartialScores(hourly: false), Schema.PartialScores(hourly: true),
             Schema.Predictions(hourly: false), Schema.Predictions(hourly: true),
         };
