@@ -50,6 +50,15 @@ public sealed record PartialScoreManifest
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 }
 
+/// <summary>Where a party's partial scores go, row by row in input order; <see cref="Complete"/> publishes them with their manifest.</summary>
+public interface IPartialScoreWriter : IDisposable
+{
+    /// <summary>What a user looks at afterwards: the manifest (CSV) or the partition folder (Parquet).</summary>
+    string Output { get; }
+    void Write(string id, double[][] scores, int r);
+    PartialScoreManifest Complete(PartialScoreManifest template);
+}
+
 /// <summary>
 /// Partial-score files: <c>{model}_v{version}_{party}_{dt}[_hHH].csv</c> (header <c>sample_id,partial_score[_c]...</c>,
 /// doubles in round-trip form) plus <c>....manifest.json</c>. Written temp-then-rename, the manifest last, so a manifest
@@ -63,7 +72,7 @@ public static class PartialScoreFiles
     /// Streaming writer for the data file; <see cref="Complete"/> renames it and writes the manifest.
     /// Formats straight to UTF-8 in a reused buffer and hashes each block as it is written (no second read for the checksum).
     /// </summary>
-    public sealed class Writer : IDisposable
+    public sealed class Writer : IPartialScoreWriter
     {
         readonly string _dir, _base, _tmp;
         readonly FileStream _file;
@@ -88,6 +97,7 @@ public static class PartialScoreFiles
         }
 
         public long Rows => _rows;
+        public string Output => Path.Combine(_dir, _base + PartialScoreManifest.Suffix);
 
         public void Write(string id, double[][] scores, int r)
         {
@@ -172,6 +182,7 @@ public static class PartialScoreFiles
             var m = ReadManifest(path);
             if (m.ModelId == modelId && m.Version == version && m.Dt == p.Dt && m.Hour == p.HourText) list.Add((path, m));
         }
+        list.AddRange(HiveParquet.FindPartialScores(dir, modelId, version, p));
         return list;
     }
 
@@ -185,6 +196,8 @@ public static class PartialScoreFiles
         if (!string.Equals(sha, m.Sha256, StringComparison.OrdinalIgnoreCase))
             throw new BadInputException($"{dataPath}: checksum mismatch: manifest says sha256 {m.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
         if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
+        if (dataPath.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
+            return CheckCount(HiveParquet.ReadPartialScores(dataPath, m), dataPath, m);
         var set = new PartialScoreSet(m.Party, m.Outputs);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var scores = new double[m.Outputs];
@@ -221,10 +234,11 @@ public static class PartialScoreFiles
             if (!seen.Add(id)) throw new BadInputException($"{dataPath}: duplicate sample id '{id}' (line {line}); a party sends one partial score per sample");
             set.Add(id, scores);
         }
-        if (set.Count != m.RowCount)
-            throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
-        return set;
+        return CheckCount(set, dataPath, m);
     }
+
+    static PartialScoreSet CheckCount(PartialScoreSet set, string dataPath, PartialScoreManifest m) => set.Count == m.RowCount ? set
+        : throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
 
     static List<string> SplitCsv(string line)
     {
