@@ -97,26 +97,6 @@ public static class HiveParquet
         }
     }
 
-    /// <summary>A write-only stream that hashes what passes through (the manifest's sha256, without reading the file again).</summary>
-    sealed class HashingStream(Stream inner) : Stream
-    {
-        readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        long _pos;
-        public string Hex() => Convert.ToHexStringLower(_sha.GetHashAndReset());
-        public override void Write(ReadOnlySpan<byte> buffer) { _sha.AppendData(buffer); inner.Write(buffer); _pos += buffer.Length; }
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Flush() => inner.Flush();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _pos;
-        public override long Position { get => _pos; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        protected override void Dispose(bool disposing) { if (disposing) { inner.Dispose(); _sha.Dispose(); } base.Dispose(disposing); }
-    }
-
     static ParquetSharp.Column ParquetColumn(ColumnDef c) => c.Type switch
     {
         ColumnType.String => new Column<string>(c.Name),
@@ -238,16 +218,12 @@ public static class HiveParquet
     /// <summary>Reads a partial-score part file (long form: one row per sample and class) into a set, checking every row.</summary>
     public static PartialScoreSet ReadPartialScores(string dataPath, PartialScoreManifest m)
     {
-        var set = new PartialScoreSet(m.Party, m.Outputs);
-        var at = new Dictionary<string, double[]>(StringComparer.Ordinal);
-        var order = new List<string>();
+        var rows = new LongFormScores(dataPath, m);
         try
         {
             using var file = new ParquetFileReader(dataPath);
             var schema = file.FileMetaData.Schema;
-            var names = Enumerable.Range(0, schema.NumColumns).Select(i => schema.Column(i).Name).ToArray();
-            if (!names.SequenceEqual(["sample_id", "class_index", "partial_score"]))
-                throw new BadInputException($"{dataPath}: columns ({string.Join(", ", names)}); expected (sample_id, class_index, partial_score)");
+            rows.CheckColumns(Enumerable.Range(0, schema.NumColumns).Select(i => schema.Column(i).Name));
             for (var g = 0; g < file.FileMetaData.NumRowGroups; g++)
             {
                 using var rg = file.RowGroup(g);
@@ -256,26 +232,11 @@ public static class HiveParquet
                 using (var r = rg.Column(0).LogicalReader<string>()) ids = r.ReadAll(n);
                 using (var r = rg.Column(1).LogicalReader<int>()) cls = r.ReadAll(n);
                 using (var r = rg.Column(2).LogicalReader<double>()) scores = r.ReadAll(n);
-                for (var i = 0; i < n; i++)
-                {
-                    var id = ids[i];
-                    if (string.IsNullOrEmpty(id)) throw new BadInputException($"{dataPath}: empty sample id");
-                    if (cls[i] < 0 || cls[i] >= m.Outputs) throw new BadInputException($"{dataPath}: sample '{id}': class_index {cls[i]} out of range 0..{m.Outputs - 1}");
-                    if (!double.IsFinite(scores[i])) throw new BadInputException($"{dataPath}: non-finite partial score for sample '{id}'");
-                    if (!at.TryGetValue(id, out var s)) { at[id] = s = Enumerable.Repeat(double.NaN, m.Outputs).ToArray(); order.Add(id); }
-                    if (!double.IsNaN(s[cls[i]])) throw new BadInputException($"{dataPath}: duplicate sample id '{id}'; a party sends one partial score per sample");
-                    s[cls[i]] = scores[i];
-                }
+                for (var i = 0; i < n; i++) rows.Add(ids[i], cls[i], scores[i]);
             }
         }
         catch (ParquetException e) { throw new BadInputException($"{dataPath}: cannot read as Parquet: {e.Message}", e); }
-        foreach (var id in order)
-        {
-            var s = at[id];
-            if (Array.Exists(s, double.IsNaN)) throw new BadInputException($"{dataPath}: sample '{id}' lacks some class scores");
-            set.Add(id, s);
-        }
-        return set;
+        return rows.ToSet();
     }
 
     /// <summary>Writes a predictions partition (sample_id, predict_value, predicted_class, probabilities); returns its folder.</summary>

@@ -275,9 +275,12 @@ public static class LocalEngine
 
         if (outDir != null)
         {
-            using IPartialScoreWriter writer = format == OutputFormat.Parquet
-                ? new HiveParquet.PartialScoreWriter(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount)
-                : new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount);
+            using IPartialScoreWriter writer = format switch
+            {
+                OutputFormat.Parquet => new HiveParquet.PartialScoreWriter(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                OutputFormat.Arrow => new ArrowPartialScores.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                _ => new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+            };
             var coverage = Run(scorer, source, (b, s, miss) =>
             {
                 for (var r = 0; r < b.Count; r++)

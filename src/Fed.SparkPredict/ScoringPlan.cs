@@ -8,8 +8,8 @@ namespace Fed.SparkPredict;
 
 /// <summary>A day partition, optionally one hour of it. dt is yyyy-MM-dd, hour 0..23 (stored as "HH").
 /// Both are validated here, so they may appear as literals in generated HiveQL/Spark SQL.</summary>
-/// <summary>What the local engine writes with --out DIR: CSV partial-score files, or Hive-layout Parquet partitions.</summary>
-public enum OutputFormat { Csv, Parquet }
+/// <summary>What the local engine writes with --out DIR: CSV or Arrow IPC partial-score files (+ manifest), or Hive-layout Parquet partitions.</summary>
+public enum OutputFormat { Csv, Parquet, Arrow }
 
 public sealed partial record Partition(string Dt, int? Hour)
 {

@@ -11,6 +11,7 @@ namespace Fed.SparkPredict.Tests;
 /// Hive-layout Parquet as Fed's table format: features in dt= folders -> predict batch -> Parquet partial scores ->
 /// predict combine -> Parquet predictions, equal bit for bit to 'fed predict local' on the CSVs; DuckDB (an
 /// independent reader, hive_partitioning=true) reads every file Fed writes and sees Fed's values and partition columns.
+/// Arrow IPC partial scores (--format arrow, party -> initiator) carry the same bits.
 /// </summary>
 public class ParquetTests
 {
@@ -72,6 +73,7 @@ public class ParquetTests
         var features = Path.Combine(s.Dir, "features");
         var outDir = Path.Combine(s.Dir, "out");
         var csvScores = Path.Combine(s.Dir, "csv-scores");
+        var arrowScores = Path.Combine(s.Dir, "arrow-scores");
         var runs = new Dictionary<string, JsonElement>();
         foreach (var p in s.Parties)
         {
@@ -82,6 +84,8 @@ public class ParquetTests
             runs[p] = JsonDocument.Parse(r.Out).RootElement.Clone();
             var c = Env.Cli("predict", "batch", "--party", p, "--model-id", s.ModelId, "--features", s.Csv[p], "--dt", Dt, "--warehouse", wh, "--out", csvScores);
             Assert.True(c.Code == 0, c.Err);
+            var a = Env.Cli("predict", "batch", "--party", p, "--model-id", s.ModelId, "--features", table, "--dt", Dt, "--warehouse", wh, "--out", arrowScores, "--format", "arrow");
+            Assert.True(a.Code == 0, a.Err);
         }
         var combine = Env.Cli("predict", "combine", "--model-id", s.ModelId, "--dt", Dt, "--input", outDir, "--warehouse", wh,
             "--out", outDir, "--format", "parquet", "--json");
@@ -112,6 +116,11 @@ public class ParquetTests
             var pq = HiveParquet.FindPartialScores(outDir, s.ModelId, 1, Partition.Parse(Dt, null)).Single(f => f.Manifest.Party == p);
             var fed = PartialScoreFiles.Read(pq.Path, pq.Manifest);
             var duck = partials.Where(r => (string)r[2]! == p).ToDictionary(r => ((string)r[4]!, (int)r[5]!), r => (double)r[6]!);
+            var arrowSet = PartialScoreFiles.Find(arrowScores, s.ModelId, 1, Partition.Parse(Dt, null)).Single(f => f.Manifest.Party == p);
+            Assert.EndsWith(".arrow", arrowSet.Manifest.DataFile);
+            var fromArrow = PartialScoreFiles.Read(arrowSet.Path, arrowSet.Manifest);
+            Assert.Equal(fed.Ids, fromArrow.Ids);
+            for (var c = 0; c < outputs; c++) Assert.Equal(fed.Scores[c].Select(Env.Bits), fromArrow.Scores[c].Select(Env.Bits));
             var csvRow = fromCsv.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
             Assert.Equal(fromCsv.Ids.Order(StringComparer.Ordinal), fed.Ids.Order(StringComparer.Ordinal));
             Assert.Equal(fed.Count * outputs, duck.Count);
@@ -128,6 +137,19 @@ public class ParquetTests
         Assert.All(preds, row => Assert.Equal([s.ModelId, "1", Dt], new[] { row[0], row[1], row[2] }));
         EngineEqualityTests.AssertSame(reference.Predictions,
             preds.ToDictionary(r => (string)r[3]!, r => ((double)r[4]!, (string?)r[5], (string?)r[6])), "parquet round trip read by DuckDB");
+        // The Arrow IPC partial scores (party -> initiator) combine to the same bits.
+        var fromArrowDir = Env.Cli("predict", "combine", "--model-id", s.ModelId, "--dt", Dt, "--input", arrowScores, "--warehouse", wh);
+        Assert.True(fromArrowDir.Code == 0, fromArrowDir.Err);
+        using (var w = WarehouseFactory.Open(wh)) EngineEqualityTests.AssertSame(reference.Predictions, Env.ReadPredictions(w, s.ModelId, Dt), "arrow partial scores");
+        // A partial-score file altered in transit is refused (checksum), nothing combined.
+        var arrowFile = Directory.GetFiles(arrowScores, "*.arrow").First();
+        var bytes = File.ReadAllBytes(arrowFile);
+        bytes[bytes.Length / 2] ^= 1;
+        File.WriteAllBytes(arrowFile, bytes);
+        var tampered = Env.Cli("predict", "combine", "--model-id", s.ModelId, "--dt", Dt, "--input", arrowScores, "--warehouse", wh);
+        Assert.Equal(2, tampered.Code);
+        Assert.Contains("checksum mismatch", tampered.Err);
+
         var report = JsonDocument.Parse(combine.Out).RootElement;
         Assert.Equal(reference.Predictions.Count, report.GetProperty("predictions").GetInt32());
         Assert.Equal(reference.Predictions.Missing.Count, report.GetProperty("missing_count").GetInt32());

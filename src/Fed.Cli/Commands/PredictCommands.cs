@@ -16,11 +16,11 @@ public static class PredictCommands
 
     static Partition Part(CliArgs a) => Partition.Parse(a.Get("dt"), a.IntOpt("hour"));
 
-    static readonly CliOption Format = new("format", "with --out DIR: csv (files + manifest) | parquet (Hive layout DIR/<table>/model_id=M/version=V/[party=P/]dt=D[/hour=H]/)", Default: "csv");
+    static readonly CliOption Format = new("format", "with --out DIR: csv or arrow (partial scores: data file + manifest; arrow = Arrow IPC for the initiator) | parquet (Hive layout DIR/<table>/model_id=M/version=V/[party=P/]dt=D[/hour=H]/)", Default: "csv");
     static OutputFormat FormatOf(CliArgs a) => a.Get("format") switch
     {
-        "csv" => OutputFormat.Csv, "parquet" => OutputFormat.Parquet,
-        var x => throw new BadInputException($"--format '{x}': expected csv or parquet"),
+        "csv" => OutputFormat.Csv, "parquet" => OutputFormat.Parquet, "arrow" => OutputFormat.Arrow,
+        var x => throw new BadInputException($"--format '{x}': expected csv, arrow or parquet"),
     };
 
     public static IReadOnlyList<CliCommand> All =>
@@ -73,8 +73,9 @@ public static class PredictCommands
              new CliOption("out", "write the predictions here (with --format parquet: DIR/fed_predictions[_hourly]/model_id=M/version=V/dt=D[/hour=H]/) instead of the warehouse table"), Format],
             (a, o) =>
             {
+                if (FormatOf(a) == OutputFormat.Arrow) throw new BadInputException("--format arrow is for the partial scores of 'predict batch'; predictions go to the warehouse or, with --out DIR --format parquet, to Parquet");
                 var parquetOut = a.Opt("out") is { } outDir
-                    ? FormatOf(a) == OutputFormat.Parquet ? outDir : throw new BadInputException("predict combine --out DIR writes Parquet: add --format parquet")
+                    ? FormatOf(a) == OutputFormat.Parquet ? outDir : throw new BadInputException("predict combine --out DIR writes Hive-layout Parquet: add --format parquet")
                     : FormatOf(a) == OutputFormat.Parquet ? throw new BadInputException("--format parquet needs --out DIR") : null;
                 using var w = WarehouseFactory.Open(a.Opt("warehouse"));
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress, parquetOut);
