@@ -30,6 +30,15 @@ public class ParquetTests
         return table;
     }
 
+    /// <summary>A SQLite warehouse next to the scenario holding every party's model.</summary>
+    static string Export(Scenario s)
+    {
+        var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
+        using var w = WarehouseFactory.Open(wh);
+        foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        return wh;
+    }
+
     static DuckDBConnection DuckDb()
     {
         var db = new DuckDBConnection("DataSource=:memory:");
@@ -68,8 +77,7 @@ public class ParquetTests
     public void Parquet_round_trip_equals_predict_local_bit_for_bit_and_duckdb_reads_every_file(string dataset)
     {
         using var s = EngineEqualityTests.Make(dataset);
-        var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
-        using (var w = WarehouseFactory.Open(wh)) foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        var wh = Export(s);
         var features = Path.Combine(s.Dir, "features");
         var outDir = Path.Combine(s.Dir, "out");
         var csvScores = Path.Combine(s.Dir, "csv-scores");
@@ -159,8 +167,7 @@ public class ParquetTests
     public void Rerun_replaces_exactly_its_partition_and_hourly_folders_follow_the_hour()
     {
         using var s = EngineEqualityTests.Make("breast_cancer");
-        var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
-        using (var w = WarehouseFactory.Open(wh)) foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        var wh = Export(s);
         var features = Path.Combine(s.Dir, "features");
         var outDir = Path.Combine(s.Dir, "out");
         var guest = ToHiveParquet(s, "guest", features, hour: "07");
@@ -208,8 +215,7 @@ public class ParquetTests
     public void Bad_parquet_input_is_refused_with_exit_2_and_nothing_written()
     {
         using var s = EngineEqualityTests.Make("breast_cancer");
-        var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
-        using (var w = WarehouseFactory.Open(wh)) foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        var wh = Export(s);
         var features = s.Models["guest"].Features;
         var root = Path.Combine(s.Dir, "bad");
         var outDir = Path.Combine(s.Dir, "out");
@@ -264,8 +270,7 @@ public class ParquetTests
     public void Ddl_location_mounts_the_parquet_output_and_passes_the_hive_and_spark_grammars()
     {
         using var s = EngineEqualityTests.Make("breast_cancer");
-        var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
-        using (var w = WarehouseFactory.Open(wh)) foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        var wh = Export(s);
         var outDir = Path.Combine(s.Dir, "out");
         Assert.Equal(0, Env.Cli("predict", "batch", "--party", "guest", "--model-id", s.ModelId, "--features", s.Csv["guest"], "--dt", Dt, "--warehouse", wh, "--out", outDir, "--format", "parquet").Code);
 

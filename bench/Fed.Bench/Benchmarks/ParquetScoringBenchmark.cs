@@ -31,7 +31,7 @@ public sealed class ParquetScoringBenchmark : IBenchmark
         var table = Path.Combine(dir, "feat");
         var part = Path.Combine(table, $"dt={Dt}");
         Directory.CreateDirectory(part);
-        var model = MakeModel();
+        var model = BatchScoringBenchmark.MakeModel();
         using var w = new SqliteWarehouse(Path.Combine(dir, "wh.db"));
         new ModelExporter(w).Export(ModelFile.Stamp(model));
         var p = Partition.Parse(Dt, null);
@@ -113,16 +113,5 @@ public sealed class ParquetScoringBenchmark : IBenchmark
         using var r = c.ExecuteReader();
         r.Read();
         return Enumerable.Range(0, r.FieldCount).Select(i => Convert.ToInt64(r.GetValue(i))).ToArray();
-    }
-
-    static PartialModel MakeModel()
-    {
-        var rng = new Random(7);
-        return new PartialModel
-        {
-            ModelId = "bench", Version = 1, Kind = ModelKind.Logistic, PartyId = "guest", Role = PartyRole.Guest, Parties = ["guest", "host"],
-            Features = Enumerable.Range(1, K).Select(i => $"f{i}").ToArray(),
-            Weights = [Enumerable.Range(0, K).Select(_ => rng.NextDouble() - 0.5).ToArray()], Intercepts = [0.25],
-        };
     }
 }
