@@ -134,7 +134,7 @@ public static class LocalEngine
         long readTicks, long scoreTicks, Stopwatch writeWatch, Stopwatch total)
     {
         foreach (var t in tasks)
-            if (t.Exception?.InnerException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+            if (t.Exception?.InnerException is { } e and not OperationCanceledException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
         var coverage = new FeatureCoverage(model.Features);
         foreach (var c in coverages) coverage.Add(c);
         stats.Coverage = coverage;
@@ -165,6 +165,11 @@ public static class LocalEngine
         var nextPart = -1;
         var tasks = Enumerable.Range(0, workers).Select(i => Task.Run(() =>
         {
+            try { ReadAndScore(i); }
+            catch { cts.Cancel(); throw; } // the sink would wait forever for this worker's part
+        }, ct)).ToArray();
+        void ReadAndScore(int i)
+        {
             var free = new BlockingCollection<Work>();
             for (var k = 0; k < 3; k++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize) { Pool = free });
             for (int part; (part = Interlocked.Increment(ref nextPart)) < source.PartCount;)
@@ -186,7 +191,7 @@ public static class LocalEngine
                     if (!more) break;
                 }
             }
-        }, ct)).ToArray();
+        }
         var closer = Task.WhenAll(tasks).ContinueWith(_ => done.CompleteAdding(), TaskScheduler.Default);
 
         var pending = new Dictionary<(int, long), Work>();
@@ -213,6 +218,12 @@ public static class LocalEngine
                     item.Pool!.Add(item);
                 }
             }
+        }
+        catch (OperationCanceledException)
+        {
+            try { closer.Wait(); } catch { /* reported below */ }
+            Finish(model, tasks, coverages, stats, 0, 0, writeWatch, total); // throws the worker's error
+            throw;
         }
         catch
         {

@@ -245,6 +245,24 @@ public class ParquetTests
             Assert.False(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir, "*", SearchOption.AllDirectories).Any(), $"{table}: something was written");
         }
 
+        // A bad value in the first of many row groups (read in parallel): the error, not a hang, and nothing written.
+        var many = Path.Combine(root, "many", $"dt={Dt}");
+        Directory.CreateDirectory(many);
+        using (var f = new ParquetFileWriter(Path.Combine(many, "part-0.parquet"), Cols()))
+        {
+            for (var g = 0; g < 40; g++)
+                using (var rg = f.AppendRowGroup())
+                {
+                    Col(rg, Enumerable.Range(0, 1000).Select(i => $"s{g}_{i}").ToArray());
+                    for (var i = 0; i < features.Length; i++) Col(rg, Enumerable.Range(0, 1000).Select(r => (double?)(g == 0 && r == 999 && i == 3 ? double.NaN : r)).ToArray());
+                }
+            f.Close();
+        }
+        var m = Env.Cli("predict", "batch", "--party", "guest", "--model-id", s.ModelId, "--features", Path.Combine(root, "many"), "--dt", Dt, "--warehouse", wh, "--out", outDir, "--format", "parquet");
+        Assert.True(m.Code == 2, m.Err);
+        Assert.Contains("not a value", m.Err);
+        Assert.False(Directory.Exists(outDir));
+
         // hour=7 and hour=07 side by side: ambiguous.
         var hourly = Table(root, "hours", Cols(), rg => Rows(rg, 1.0), part: "dt=2024-03-01/hour=07");
         Table(root, "hours", Cols(), rg => Rows(rg, 1.0), part: "dt=2024-03-01/hour=7");
