@@ -24,7 +24,7 @@ public sealed class CombinedPredictions
     public Dictionary<string, long> RowsByParty { get; init; } = [];
 
     public int Count => Ids.Length;
-    public string? ClassLabel(int r) => Model.Kind == ModelKind.Softmax ? Model.Classes[PredictedClass![r]] : null;
+    public string? ClassLabel(int r) => PartialModel.HasClasses(Model.Kind) ? Model.Classes[PredictedClass![r]] : null;
 
     public string ProbabilitiesJson(int r)
     {
@@ -101,8 +101,8 @@ public static class CombineCore
             return cols;
         }).ToList();
         var values = new double[n];
-        int[]? cls = sig.Kind == ModelKind.Softmax ? new int[n] : null;
-        double[][]? probs = sig.Kind == ModelKind.Softmax ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        int[]? cls = PartialModel.HasClasses(sig.Kind) ? new int[n] : null;
+        double[][]? probs = PartialModel.HasClasses(sig.Kind) ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
         Combiner.CombineBatch(sig, partials, n, values, cls, probs);
         return new CombinedPredictions
         {
@@ -135,7 +135,9 @@ public static class CombineJob
 {
     public sealed record Result(CombinedPredictions Predictions, string Table, string ReportPath, Dictionary<string, object?> Report);
 
-    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null)
+    /// <param name="parquetOut">Write the predictions as a Hive-layout Parquet partition under this folder instead of the warehouse table.</param>
+    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null,
+        string? parquetOut = null)
     {
         var sig = CombineCore.Signature(w, modelId, version);
         var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
@@ -154,7 +156,7 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
-        var table = PredictionsTable.Write(w, combined, p);
+        var table = parquetOut is null ? PredictionsTable.Write(w, combined, p) : HiveParquet.WritePredictions(parquetOut, combined, p);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
