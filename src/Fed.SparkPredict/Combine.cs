@@ -135,7 +135,9 @@ public static class CombineJob
 {
     public sealed record Result(CombinedPredictions Predictions, string Table, string ReportPath, Dictionary<string, object?> Report);
 
-    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null)
+    /// <param name="parquetOut">Write the predictions as a Hive-layout Parquet partition under this folder instead of the warehouse table.</param>
+    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null,
+        string? parquetOut = null)
     {
         var sig = CombineCore.Signature(w, modelId, version);
         var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
@@ -154,7 +156,7 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
-        var table = PredictionsTable.Write(w, combined, p);
+        var table = parquetOut is null ? PredictionsTable.Write(w, combined, p) : HiveParquet.WritePredictions(parquetOut, combined, p);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
