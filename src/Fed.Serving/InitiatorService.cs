@@ -272,7 +272,7 @@ public sealed class InitiatorService : ServiceHost
         return new PredictionRecord
         {
             ModelId = sig.ModelId, Version = sig.Version, SampleId = sampleId, PredictValue = p.Value,
-            PredictedClass = sig.Kind == Fed.Core.Model.ModelKind.Softmax ? sig.Classes[p.PredictedClass] : null,
+            PredictedClass = Fed.Core.Model.PartialModel.HasClasses(sig.Kind) ? sig.Classes[p.PredictedClass] : null,
             Probabilities = probs, Source = "online", WrittenAt = now,
         };
     }

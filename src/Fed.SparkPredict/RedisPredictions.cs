@@ -50,7 +50,7 @@ public static class RedisPredictions
         {
             var id = r.GetString(0);
             Dictionary<string, double>? probs = null;
-            if (sig.Kind == ModelKind.Softmax && !r.IsNull(3))
+            if (PartialModel.HasClasses(sig.Kind) && !r.IsNull(3))
             {
                 var arr = System.Text.Json.JsonSerializer.Deserialize<double[]>(r.GetString(3))!;
                 probs = new Dictionary<string, double>();

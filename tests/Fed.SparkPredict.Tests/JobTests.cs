@@ -208,7 +208,7 @@ public class JobTests
         var sql = Path.Combine(s.Dir, "guest.sql");
         var spark = Env.Cli("predict", "batch", "--party", "guest", "--model-id", s.ModelId, "--features", s.Table("guest"), "--dt", Dt, "--warehouse", wh, "--engine", "spark-sql", "--emit-sql", sql);
         if (Environment.GetEnvironmentVariable("SPARK_HOME") is null) { Assert.Equal(1, spark.Code); Assert.Contains("SPARK_HOME", spark.Err); }
-        Assert.Contains("INSERT OVERWRITE TABLE `fed_partial_scores` PARTITION (dt='2024-03-01')", File.ReadAllText(sql));
+        Assert.Contains($"INSERT OVERWRITE TABLE `fed_partial_scores` PARTITION (`model_id`='{s.ModelId}', `version`='1', `party`='guest', `dt`='2024-03-01')", File.ReadAllText(sql));
     }
 
     /// <summary>Every generated Spark SQL and HiveQL statement (daily/hourly, wide/long, reject/default) parses with the real grammars.</summary>

@@ -37,6 +37,18 @@ public sealed class UnitTests
         Assert.Equal(["guest", "host"], back.Parties!);
     }
 
+    [Fact]
+    public void One_vs_rest_predictions_carry_the_class_label_and_every_class_probability()
+    {
+        var sig = new ModelSignature("ovr", 1, Fed.Core.Model.ModelKind.OneVsRest, ["setosa", "versicolor", "virginica"], ["guest", "host"]);
+        var p = Combiner.Combine(sig, new Dictionary<string, double[]> { ["guest"] = [-1, 0.5, 0.25], ["host"] = [0, 0.5, -0.25] });
+        var back = PredictionRecord.Parse(StreamRecords.Prediction(sig, "s-1", "e-1", p, "2026-01-01T00:00:00Z").ToJson(), "k");
+        Assert.Equal("versicolor", back.PredictedClass);
+        Assert.Equal(Combiner.Sigmoid(1.0), back.PredictValue);
+        Assert.Equal(Combiner.Sigmoid(0.0), back.Probabilities!["virginica"]);
+        Assert.Equal(Combiner.Sigmoid(-1.0), back.Probabilities!["setosa"]);
+    }
+
     [Theory]
     [InlineData("{", "malformed")]
     [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[],\"features\":{},\"event_time\":\"2026-01-01T00:00:00Z\"}", "model_ids")]
