@@ -24,16 +24,22 @@ public class KillTests(ITestOutputHelper output)
         foreach (var n in names) nets.Add(await HttpMessenger.StartAsync(n, PartyCertificates.Create(n), timeouts: timeouts));
         var eps = nets.Select(m => new PeerEndpoint(m.Self, m.Url, m.CertSha256)).ToList();
         foreach (var m in nets) m.Connect(eps);
-        var o = new TrainOptions { KeyBits = 1024, MaxIter = 50 };
-        var guestTable = PartyTable.Load(parties[0].Path, "id", "y");
-        var hostTable = PartyTable.Load(parties[1].Path, "id", null);
         var epochSeen = new TaskCompletionSource();
         void Log(string s) { output.WriteLine(s); if (s.Contains("epoch 2")) epochSeen.TrySetResult(); }
+        // Guest and arbiter run as `fed train party` runs them, with the output directory: a model file would be written
+        // into outDir the moment a party believed training had finished.
+        PartyConfig Config(string party, string role) => new()
+        {
+            Party = party, Role = role, Guest = "guest", Hosts = ["host"], Arbiter = "arbiter", Out = outDir,
+            Data = role == "guest" ? parties[0].Path : role == "host" ? parties[1].Path : null, LabelColumn = role == "guest" ? "y" : null,
+            KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 50,
+        };
+        var hostTable = PartyTable.Load(parties[1].Path, "id", null);
 
         using var killHost = new CancellationTokenSource();
-        var guest = LocalTraining.Guarded(nets[0], () => new GuestRole(nets[0], guestTable, o, ["host"], "arbiter", "ecdh", Log).RunAsync(default));
-        var host = Task.Run(() => new HostRole(nets[1], hostTable, "guest", o.Kind, Log).RunAsync(killHost.Token));
-        var arbiter = LocalTraining.Guarded(nets[2], () => new ArbiterRole(nets[2], "guest", ["host"], Log).RunAsync(default));
+        var guest = PartyRunner.RunRoleAsync(nets[0], Config("guest", "guest"), Log);
+        var host = Task.Run(() => new HostRole(nets[1], hostTable, "guest", "arbiter", ["host"], Fed.Core.Model.ModelKind.Logistic, true, Log).RunAsync(killHost.Token));
+        var arbiter = PartyRunner.RunRoleAsync(nets[2], Config("arbiter", "arbiter"), Log);
 
         await epochSeen.Task.WaitAsync(TimeSpan.FromMinutes(5));
         killHost.Cancel();                 // the host process "dies": its work stops ...
@@ -47,6 +53,7 @@ public class KillTests(ITestOutputHelper output)
         Assert.Matches("host|guest", a.Message);
         await Assert.ThrowsAnyAsync<Exception>(() => host);
         Assert.Empty(Directory.GetFiles(outDir, "*.model.json"));
+        Assert.False(File.Exists(Path.Combine(outDir, "report.json")));
         await nets[0].DisposeAsync();
         await nets[2].DisposeAsync();
     }

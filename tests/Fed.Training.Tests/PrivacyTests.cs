@@ -22,7 +22,8 @@ public class PrivacyTests(ITestOutputHelper output)
         "Psi", "Kind", "Guest", "Hosts", "Arbiter",
         // Plan
         "Classes", "Outputs", "Aligned", "TrainRows", "TestBuckets", "MaxIter", "LearningRate", "L2", "BatchSize", "Tolerance",
-        "LossThreshold", "Seed", "KeyBits", "FeatureBits", "ModelId", "Version", "Parties",
+        "LossThreshold", "Seed", "KeyBits", "FeatureBits", "ModelId", "Version", "Parties", "Features",
+        // HostInfo (a host's feature count)
         // Decision
         "Epoch", "Stop", "Reason", "Loss",
     ];
@@ -31,7 +32,7 @@ public class PrivacyTests(ITestOutputHelper output)
     public async Task OnlyCiphertextsMaskedValuesKeysAndControlCrossPartyBoundaries()
     {
         var log = new ConcurrentQueue<(string From, string To, string Tag, byte[] Body)>();
-        var o = new TrainOptions { KeyBits = 1024, MaxIter = 3, BatchSize = 400 };
+        var o = new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 3, BatchSize = 400 };
         var (fed, _, _, _) = await FederatedTrainingTests.Run("german_credit", o, output.WriteLine, "ecdh",
             (from, to, tag, body) => log.Enqueue((from, to, tag, body)));
         Assert.NotEmpty(log);

@@ -91,14 +91,14 @@ public class FederatedTrainingTests(ITestOutputHelper output)
     [Fact]
     public async Task BreastCancerAucWithinReference()
     {
-        var (_, _, auc, _) = await Run("breast_cancer", new TrainOptions { KeyBits = 1024, MaxIter = 10 }, output.WriteLine);
+        var (_, _, auc, _) = await Run("breast_cancer", new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10 }, output.WriteLine);
         Assert.InRange(auc, 0.986 - 0.01, 1.0);
     }
 
     [Fact]
     public async Task GermanCreditThreePartiesAucWithinReference()
     {
-        var (fed, _, auc, _) = await Run("german_credit", new TrainOptions { KeyBits = 1024, MaxIter = 10, BatchSize = 64 }, output.WriteLine, psi: "rsa");
+        var (fed, _, auc, _) = await Run("german_credit", new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10, BatchSize = 64 }, output.WriteLine, psi: "rsa");
         Assert.Equal(3, fed.ModelPaths.Count);
         Assert.InRange(auc, 0.768 - 0.01, 0.768 + 0.01);
     }
@@ -106,14 +106,14 @@ public class FederatedTrainingTests(ITestOutputHelper output)
     [Fact]
     public async Task WineSoftmaxAccuracy()
     {
-        var (_, _, acc, _) = await Run("wine", new TrainOptions { Kind = ModelKind.Softmax, KeyBits = 1024, MaxIter = 10, BatchSize = 64 }, output.WriteLine);
+        var (_, _, acc, _) = await Run("wine", new TrainOptions { Kind = ModelKind.Softmax, KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10, BatchSize = 64 }, output.WriteLine);
         Assert.True(acc >= 0.95, $"accuracy {acc}");
     }
 
     [Fact]
     public async Task DiabetesLinearR2WithinReference()
     {
-        var (_, _, r2, _) = await Run("diabetes", new TrainOptions { Kind = ModelKind.Linear, KeyBits = 1024, MaxIter = 10 }, output.WriteLine);
+        var (_, _, r2, _) = await Run("diabetes", new TrainOptions { Kind = ModelKind.Linear, KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10 }, output.WriteLine);
         Assert.InRange(r2, 0.533 - 0.03, 0.533 + 0.03);
     }
 
@@ -132,7 +132,7 @@ public class FederatedTrainingTests(ITestOutputHelper output)
         File.WriteAllText(g, "id,y,a\nx1,1,0.5\nx2,0,0.7\n");
         File.WriteAllText(h, "id,b\nz1,1\nz2,2\n");
         var e = await Assert.ThrowsAsync<BadInputException>(() => LocalTraining.RunAsync(
-            [new("guest", g), new("host", h)], "id", "y", new TrainOptions { KeyBits = 1024 }, "ecdh", Path.Combine(dir, "out")));
+            [new("guest", g), new("host", h)], "id", "y", new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true }, "ecdh", Path.Combine(dir, "out")));
         Assert.Contains("empty intersection", e.Message);
         Assert.False(Directory.Exists(Path.Combine(dir, "out")) && Directory.GetFiles(Path.Combine(dir, "out"), "*.model.json").Length > 0);
     }

@@ -41,7 +41,7 @@ public sealed class TrainingBenchmark : IBenchmark
     static BenchFigure Measure(BenchContext context, string name, List<LocalParty> parties, int epochs, long rows, int keyBits, int extrapolateTo)
     {
         var load = LoadAverage();
-        var o = new TrainOptions { KeyBits = keyBits, MaxIter = epochs, Tolerance = 0, BatchSize = 0, TestBuckets = 0 }; // every aligned row trains
+        var o = new TrainOptions { KeyBits = keyBits, InsecureTestKeyBits = keyBits < 2048, MaxIter = epochs, Tolerance = 0, BatchSize = 0, TestBuckets = 0 }; // every aligned row trains
         var outDir = Path.Combine(context.WorkDirectory, name);
         context.Log($"   {name}: federated, {epochs} epoch(s)");
         var r = LocalTraining.RunAsync(parties, "id", "y", o, "ecdh", outDir).GetAwaiter().GetResult();

@@ -22,7 +22,8 @@ public static class TrainCommands
                 new CliOption("learning-rate", "gradient-descent step", Default: "0.3"),
                 new CliOption("l2", "L2 penalty alpha", Default: "0.01"),
                 new CliOption("batch-size", "rows per mini-batch, 0 = full batch", Default: "0"),
-                new CliOption("key-bits", "Paillier key size: 1024 | 2048", Default: "2048"),
+                new CliOption("key-bits", "Paillier key size: 2048 | 3072 | 4096 (1024 only with --insecure-test-key-bits)", Default: "2048"),
+                new CliOption("insecure-test-key-bits", "INSECURE, for tests/demo/benchmarks only: accept Paillier keys under 2048 bits", Flag: true),
                 new CliOption("psi", "id alignment: rsa | ecdh", Default: "ecdh"),
                 new CliOption("seed", "mini-batch order seed", Default: "42"),
                 new CliOption("tolerance", "stop when the loss changes less than this", Default: "1e-6"),
@@ -70,7 +71,8 @@ public static class TrainCommands
         return new TrainOptions
         {
             Kind = kind, MaxIter = a.Int("max-iter", 30), LearningRate = a.Double("learning-rate", 0.3), L2 = a.Double("l2", 0.01),
-            BatchSize = a.Int("batch-size", 0), KeyBits = a.Int("key-bits", 2048), Seed = a.Int("seed", 42),
+            BatchSize = a.Int("batch-size", 0), KeyBits = a.Int("key-bits", 2048),
+            InsecureTestKeyBits = a.Flag("insecure-test-key-bits"), Seed = a.Int("seed", 42),
             Tolerance = a.Double("tolerance", 1e-6), LossThreshold = a.Opt("loss-threshold") is null ? null : a.Double("loss-threshold", 0),
             TestBuckets = a.Int("test-buckets", 3), ModelId = a.Get("model-id"), Version = a.Int("model-version", 1),
         };

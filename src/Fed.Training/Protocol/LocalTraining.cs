@@ -73,9 +73,9 @@ public static class LocalTraining
             for (var h = 0; h < hostParties.Count; h++)
             {
                 var net = nets[h + 1]; var table = hostTables[h];
-                tasks.Add(Guarded(net, () => new HostRole(net, table, guestParty.Name, options.Kind, log).RunAsync(ct)));
+                tasks.Add(Guarded(net, () => new HostRole(net, table, guestParty.Name, ArbiterName, hostNames, options.Kind, options.InsecureTestKeyBits, log).RunAsync(ct)));
             }
-            tasks.Add(Guarded(nets[^1], () => new ArbiterRole(nets[^1], guestParty.Name, hostNames, log).RunAsync(ct)));
+            tasks.Add(Guarded(nets[^1], () => new ArbiterRole(nets[^1], guestParty.Name, hostNames, options.InsecureTestKeyBits, log).RunAsync(ct)));
             try { await Task.WhenAll(tasks); }
             catch
             {

@@ -35,6 +35,14 @@ public sealed class Message
     public byte[] Get(string name, string context) =>
         Parts.TryGetValue(name, out var v) ? v : throw new FedFailureException($"protocol error: {context}: message lacks part '{name}'");
 
+    /// <summary>Refuses a message that carries anything but exactly these parts (the arbiter decrypts nothing unasked).</summary>
+    public Message Exactly(string context, params string[] names)
+    {
+        if (Parts.Count != names.Length || names.Any(n => !Parts.ContainsKey(n)))
+            throw new FedFailureException($"protocol error: {context}: refused a message with parts [{string.Join(", ", Parts.Keys.Order(StringComparer.Ordinal))}], expected [{string.Join(", ", names)}]");
+        return this;
+    }
+
     public Message Control(object value) => Put("ctl.json", JsonSerializer.SerializeToUtf8Bytes(value));
     public T Control<T>(string context) => JsonSerializer.Deserialize<T>(Get("ctl.json", context))
         ?? throw new FedFailureException($"protocol error: {context}: empty control message");

@@ -36,6 +36,8 @@ public sealed class PartyConfig
     [JsonPropertyName("l2")] public double L2 { get; set; } = 0.01;
     [JsonPropertyName("batch_size")] public int BatchSize { get; set; }
     [JsonPropertyName("key_bits")] public int KeyBits { get; set; } = 2048;
+    /// <summary>Accept Paillier keys under 2048 bits (tests, demo, benchmarks only). Each party's own setting.</summary>
+    [JsonPropertyName("insecure_test_key_bits")] public bool InsecureTestKeyBits { get; set; }
     [JsonPropertyName("seed")] public int Seed { get; set; } = 42;
     [JsonPropertyName("tolerance")] public double Tolerance { get; set; } = 1e-6;
     [JsonPropertyName("test_buckets")] public int TestBuckets { get; set; } = 3;
@@ -64,7 +66,7 @@ public sealed class PartyConfig
         if (!PartialModel.TryParseKind(Kind, out var kind)) throw new BadInputException($"kind must be logistic, linear or softmax, got '{Kind}'");
         return new TrainOptions
         {
-            Kind = kind, MaxIter = MaxIter, LearningRate = LearningRate, L2 = L2, BatchSize = BatchSize, KeyBits = KeyBits,
+            Kind = kind, MaxIter = MaxIter, LearningRate = LearningRate, L2 = L2, BatchSize = BatchSize, KeyBits = KeyBits, InsecureTestKeyBits = InsecureTestKeyBits,
             Seed = Seed, Tolerance = Tolerance, TestBuckets = TestBuckets, ModelId = ModelId, Version = ModelVersion,
         };
     }
@@ -75,30 +77,46 @@ public static class PartyRunner
     /// <summary>Runs the configured role; a data party writes its model file only when training completed everywhere.</summary>
     public static async Task<PartyOutcome> RunAsync(PartyConfig c, Action<string>? log, CancellationToken ct = default)
     {
-        Identifiers.PartyId(c.Party);
-        var options = c.Options();
-        options.Validate();
-        if (c.Role is "guest" or "host" && string.IsNullOrEmpty(c.Out)) throw new BadInputException("config: 'out' (model directory) is required for a data party");
+        Check(c);
         var timeouts = new TransportTimeouts
         {
             Liveness = TimeSpan.FromSeconds(c.LivenessSeconds), Send = TimeSpan.FromSeconds(c.SendSeconds), Receive = TimeSpan.FromSeconds(c.ReceiveSeconds),
-        };
-        PartyTable? table = c.Role switch
-        {
-            "guest" => PartyTable.Load(c.Data ?? throw new BadInputException("config: 'data' is required"), c.IdColumn, c.LabelColumn ?? throw new BadInputException("config: the guest needs 'label_column'")),
-            "host" => PartyTable.Load(c.Data ?? throw new BadInputException("config: 'data' is required"), c.IdColumn, null),
-            "arbiter" => null,
-            _ => throw new BadInputException($"config: role must be guest, host or arbiter, got '{c.Role}'"),
         };
         await using var net = await HttpMessenger.StartAsync(c.Party, PartyCertificates.Load(c.Certificate,
             Fed.Core.Security.SecretFiles.ReadSecret(c.CertificatePasswordEnv, c.CertificatePasswordFile, "certificate password"), c.AllowInsecureKeyFileMode), c.ListenHost, c.ListenPort, timeouts);
         net.Connect(c.Peers.Select(p => new PeerEndpoint(p.Name, p.Url.TrimEnd('/'), p.CertSha256.ToLowerInvariant())));
         log?.Invoke($"{c.Party}: {c.Role} listening on {net.Url}");
+        var outcome = await RunRoleAsync(net, c, log, ct);
+        // Give peers a moment to fetch their last messages before the endpoint closes.
+        await Task.Delay(500, CancellationToken.None);
+        return outcome;
+    }
+
+    static void Check(PartyConfig c)
+    {
+        Identifiers.PartyId(c.Party);
+        c.Options().Validate();
+        if (c.Role is not ("guest" or "host" or "arbiter")) throw new BadInputException($"config: role must be guest, host or arbiter, got '{c.Role}'");
+        if (c.Role is "guest" or "host" && string.IsNullOrEmpty(c.Out)) throw new BadInputException("config: 'out' (model directory) is required for a data party");
+    }
+
+    /// <summary>Runs the configured role over a connected messenger and writes the model file into <c>out</c> (and the
+    /// guest's report) only after training completed everywhere.</summary>
+    public static async Task<PartyOutcome> RunRoleAsync(IMessenger net, PartyConfig c, Action<string>? log, CancellationToken ct = default)
+    {
+        Check(c);
+        var options = c.Options();
+        PartyTable? table = c.Role switch
+        {
+            "guest" => PartyTable.Load(c.Data ?? throw new BadInputException("config: 'data' is required"), c.IdColumn, c.LabelColumn ?? throw new BadInputException("config: the guest needs 'label_column'")),
+            "host" => PartyTable.Load(c.Data ?? throw new BadInputException("config: 'data' is required"), c.IdColumn, null),
+            _ => null,
+        };
         var outcome = await LocalTraining.Guarded(net, () => c.Role switch
         {
             "guest" => new GuestRole(net, table!, options, c.Hosts, c.Arbiter, c.Psi, log).RunAsync(ct),
-            "host" => new HostRole(net, table!, c.Guest, options.Kind, log).RunAsync(ct),
-            _ => new ArbiterRole(net, c.Guest, c.Hosts, log).RunAsync(ct),
+            "host" => new HostRole(net, table!, c.Guest, c.Arbiter, c.Hosts, options.Kind, c.InsecureTestKeyBits, log).RunAsync(ct),
+            _ => new ArbiterRole(net, c.Guest, c.Hosts, c.InsecureTestKeyBits, log).RunAsync(ct),
         });
         if (outcome.Model != null)
         {
@@ -111,8 +129,6 @@ public static class PartyRunner
                     ["epochs"] = outcome.Losses.Count, ["stop_reason"] = outcome.StopReason, ["loss_per_epoch"] = outcome.Losses, ["seconds"] = outcome.Seconds,
                 }, outcome.Losses, $"{c.ModelId}: loss per epoch");
         }
-        // Give peers a moment to fetch their last messages before the endpoint closes.
-        await Task.Delay(500, CancellationToken.None);
         return outcome;
     }
 }

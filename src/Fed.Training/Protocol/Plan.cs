@@ -1,7 +1,12 @@
+using Fed.Core;
 using Fed.Core.Model;
 using Fed.Training.Train;
 
 namespace Fed.Training.Protocol;
+
+/// <summary>Host -> guest, answer to <see cref="Hello"/>: the host's feature count (the plan carries every party's,
+/// so each party checks the minimum-batch rule and the arbiter knows how many values each may have decrypted).</summary>
+public sealed record HostInfo(int Features);
 
 /// <summary>Guest -> hosts, first message: which PSI and which model kind (a host refuses a kind it was not configured for).</summary>
 public sealed record Hello(string Psi, string Kind, string Guest, string[] Hosts, string Arbiter);
@@ -10,11 +15,22 @@ public sealed record Hello(string Psi, string Kind, string Guest, string[] Hosts
 public sealed record Plan(
     string Kind, string[] Classes, int Outputs, int Aligned, int TrainRows, int TestBuckets,
     int MaxIter, double LearningRate, double L2, int BatchSize, double Tolerance, double? LossThreshold,
-    int Seed, int KeyBits, int FeatureBits, string ModelId, int Version, string[] Parties)
+    int Seed, int KeyBits, int FeatureBits, string ModelId, int Version, string[] Parties, int[] Features)
 {
-    public static Plan From(TrainOptions o, string[] classes, int outputs, int aligned, int train, string[] parties) =>
+    public static Plan From(TrainOptions o, string[] classes, int outputs, int aligned, int train, string[] parties, int[] features) =>
         new(PartialModel.KindName(o.Kind), classes, outputs, aligned, train, o.TestBuckets, o.MaxIter, o.LearningRate, o.L2,
-            o.BatchSize, o.Tolerance, o.LossThreshold, o.Seed, o.KeyBits, o.FeatureBits, o.ModelId, o.Version, parties);
+            o.BatchSize, o.Tolerance, o.LossThreshold, o.Seed, o.KeyBits, o.FeatureBits, o.ModelId, o.Version, parties, features);
+
+    /// <summary>The minimum-batch rule on the plan's feature counts (guest first), as each party checks it.</summary>
+    public void CheckBatch(string who)
+    {
+        if (Features is null || Features.Length != Parties.Length) throw new FedFailureException($"protocol error: {who}: the plan lacks the parties' feature counts");
+        BatchPlan.CheckBatch(TrainRows, BatchSize, Features[0], Features[1..], who);
+    }
+
+    /// <summary>How many gradient ciphertexts party p (index in <see cref="Parties"/>) has decrypted per batch:
+    /// one per output and feature, plus the guest's intercepts.</summary>
+    public int GradientCount(int p) => Outputs * (Features[p] + (p == 0 ? 1 : 0));
 
     public TrainOptions ToOptions()
     {

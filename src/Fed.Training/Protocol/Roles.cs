@@ -29,6 +29,14 @@ public abstract class DataParty
         catch (ArgumentException e) { throw new FedFailureException($"protocol error: the arbiter's public key is invalid: {e.Message}", e); }
     }
 
+    /// <summary>The arbiter's key must have the planned size, and at least 2048 bits unless this party's own
+    /// configuration allows test keys.</summary>
+    protected void CheckKey(PaillierPublicKey key, Plan plan, bool insecureTestKeyBits)
+    {
+        TrainOptions.CheckKeyBits(key.Bits, insecureTestKeyBits, $"{Net.Self}: the arbiter's public key");
+        if (key.Bits != plan.KeyBits) throw new FedFailureException($"{Net.Self}: the arbiter's key has {key.Bits} bits, the plan says {plan.KeyBits}");
+    }
+
     protected static PartialModel BuildModel(Plan plan, string party, PartyRole role, string[] features, Standardizer std,
         double[][] w, double[] intercepts, IReadOnlyDictionary<string, string> meta)
     {
@@ -72,6 +80,12 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         var t0 = Now;
         Log($"{Net.Self}: aligning ids with {string.Join(", ", hosts)} ({psi} PSI, {table.Rows} local ids)");
         foreach (var h in hosts) await Net.SendAsync(h, "hello", new Message().Control(hello), ct);
+        var hostFeatures = new int[hosts.Count];
+        for (var h = 0; h < hosts.Count; h++)
+        {
+            hostFeatures[h] = (await Net.ReceiveAsync(hosts[h], "info", ct)).Exactly("host info", "ctl.json").Control<HostInfo>("host info").Features;
+            if (hostFeatures[h] < 1) throw new FedFailureException($"protocol error: host '{hosts[h]}' declares {hostFeatures[h]} features");
+        }
         var rows = await AlignAsync(ct);
         Time("psi", t0);
         if (rows.Length == 0)
@@ -83,11 +97,12 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         var targets = encoding.Targets(train.Select(i => aligned.Labels![i]).ToArray());
         var std = Standardizer.Fit(aligned.Columns, train);
         var x = std.Transform(aligned.Columns, train);
-        var plan = Plan.From(options, encoding.Classes, encoding.Outputs, rows.Length, train.Length, parties);
+        var plan = Plan.From(options, encoding.Classes, encoding.Outputs, rows.Length, train.Length, parties, [table.Features.Length, .. hostFeatures]);
+        plan.CheckBatch(Net.Self);
         Log($"{Net.Self}: {rows.Length} ids in the intersection, {train.Length} for training, {test.Length} held out");
         foreach (var p in hosts.Append(arbiter)) await Net.SendAsync(p, "plan", new Message().Control(plan), ct);
         var key = ReadKey(await Net.ReceiveAsync(arbiter, "pubkey", ct));
-        if (key.Bits != options.KeyBits) throw new FedFailureException($"the arbiter's key has {key.Bits} bits, the plan says {options.KeyBits}");
+        CheckKey(key, plan, options.InsecureTestKeyBits);
 
         var K = encoding.Outputs; var d = table.Features.Length; var n = train.Length;
         var W = Enumerable.Range(0, K).Select(_ => new double[d]).ToArray();
@@ -236,28 +251,45 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
 
 /// <summary>A host: features only. Sends its encrypted forward part, computes its encrypted gradient from the
 /// encrypted residual, masks it for the arbiter and updates its own weights.</summary>
-public sealed class HostRole(IMessenger net, PartyTable table, string guest, ModelKind? expectedKind = null, Action<string>? log = null)
+/// <remarks>The host trusts its own configuration, never the guest's word, for who holds the key: <paramref name="arbiter"/>
+/// (reached with the certificate pin configured for that name), the guest and the other hosts come from it, and a
+/// <c>hello</c> naming another arbiter is refused, so a guest cannot make itself the key holder.</remarks>
+public sealed class HostRole(IMessenger net, PartyTable table, string guest, string arbiter, IReadOnlyList<string>? hosts = null,
+    ModelKind? expectedKind = null, bool insecureTestKeyBits = false, Action<string>? log = null)
     : DataParty(net, log)
 {
     public async Task<PartyOutcome> RunAsync(CancellationToken ct)
     {
-        var hello = (await Net.ReceiveAsync(guest, "hello", ct)).Control<Hello>("hello");
+        var hello = (await Net.ReceiveAsync(guest, "hello", ct)).Exactly("hello", "ctl.json").Control<Hello>("hello");
+        if (hello.Arbiter != arbiter)
+            throw new FedFailureException($"{Net.Self}: refused the guest's hello: it names '{hello.Arbiter}' as arbiter, this host's configuration says '{arbiter}'");
+        if (hello.Guest != guest)
+            throw new FedFailureException($"{Net.Self}: refused the guest's hello: it names '{hello.Guest}' as guest, this host's configuration says '{guest}'");
+        if (hosts is { Count: > 0 } && !hosts.SequenceEqual(hello.Hosts))
+            throw new FedFailureException($"{Net.Self}: refused the guest's hello: hosts [{string.Join(", ", hello.Hosts)}], this host's configuration says [{string.Join(", ", hosts)}]");
         if (expectedKind is { } ek && PartialModel.KindName(ek) != hello.Kind)
             throw new BadInputException($"mismatched kinds: the guest trains '{hello.Kind}', this host ({Net.Self}) is configured for '{PartialModel.KindName(ek)}'");
         var index = Array.IndexOf(hello.Hosts, Net.Self);
         if (index < 0) throw new FedFailureException($"the guest does not list '{Net.Self}' among its hosts ({string.Join(", ", hello.Hosts)})");
+        await Net.SendAsync(guest, "info", new Message().Control(new HostInfo(table.Features.Length)), ct);
         var t0 = Now;
         var rows = await AlignAsync(hello.Psi, ct);
         Time("psi", t0);
-        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Control<Plan>("plan");
+        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Exactly("plan", "ctl.json").Control<Plan>("plan");
         var options = plan.ToOptions();
+        if (!plan.Parties.SequenceEqual(hello.Hosts.Prepend(guest)))
+            throw new FedFailureException($"{Net.Self}: refused the plan: parties [{string.Join(", ", plan.Parties)}] differ from the hello's");
+        if (plan.Features is null || plan.Features.Length != plan.Parties.Length || plan.Features[index + 1] != table.Features.Length)
+            throw new FedFailureException($"{Net.Self}: refused the plan: it does not carry this host's {table.Features.Length} features");
+        plan.CheckBatch(Net.Self);
         var aligned = table.Select(rows);
         var (train, test) = BatchPlan.Split(aligned.Ids, new SplitRule(plan.TestBuckets));
         if (train.Length != plan.TrainRows)
             throw new FedFailureException($"alignment mismatch: the guest trains on {plan.TrainRows} rows, this host ({Net.Self}) has {train.Length}");
         var std = Standardizer.Fit(aligned.Columns, train);
         var x = std.Transform(aligned.Columns, train);
-        var key = ReadKey(await Net.ReceiveAsync(hello.Arbiter, "pubkey", ct));
+        var key = ReadKey(await Net.ReceiveAsync(arbiter, "pubkey", ct));
+        CheckKey(key, plan, insecureTestKeyBits);
         Log($"{Net.Self}: aligned {rows.Length} ids, training on {train.Length}");
 
         var K = plan.Outputs; var d = table.Features.Length; var n = train.Length; var fx = plan.FeatureBits;
@@ -307,14 +339,14 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, Mod
                 var rowsFixed = batch.Select(i => xfixed[i]).ToArray();
                 for (var c = 0; c < K; c++) Homomorphic.Dot(key, res, c * m, m, rowsFixed, d).CopyTo(grads, c * d);
                 var masks = Homomorphic.Masks(key, grads.Length);
-                await Net.SendAsync(hello.Arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
+                await Net.SendAsync(arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
                 Time("gradient", t2);
-                var back = (await Net.ReceiveAsync(hello.Arbiter, tag + "gradback", ct)).Masked("g", GuestRole.ElementBytes(key), grads.Length, "gradient");
+                var back = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Masked("g", GuestRole.ElementBytes(key), grads.Length, "gradient");
                 var g = Homomorphic.Unmask(codec, back, masks, F + fx);
                 for (var c = 0; c < K; c++)
                     for (var f = 0; f < d; f++) W[c][f] -= options.LearningRate * (a * g[c * d + f] / m + options.L2 * W[c][f]);
             }
-            var decision = (await Net.ReceiveAsync(hello.Arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
+            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
             epochs = epoch + 1;
             if (decision.Stop) { stop = decision.Reason ?? "stop"; break; }
         }
@@ -354,12 +386,20 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, Mod
 /// The arbiter: generates the Paillier key pair, decrypts only masked gradients (uniform in Z_n to it) and the
 /// aggregate loss, and decides when training stops.
 /// </summary>
-public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<string> hosts, Action<string>? log = null) : DataParty(net, log)
+/// <remarks>It decrypts exactly what the protocol step expects, per party and batch: party p's gradient message must
+/// hold exactly <see cref="Plan.GradientCount"/> ciphertexts and the guest's loss message one; anything else stops the
+/// run. The parties, key size and batch size come from its own configuration and the rules, not from the guest.</remarks>
+public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<string> hosts, bool insecureTestKeyBits = false, Action<string>? log = null)
+    : DataParty(net, log)
 {
     public async Task<PartyOutcome> RunAsync(CancellationToken ct)
     {
-        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Control<Plan>("plan");
+        var plan = (await Net.ReceiveAsync(guest, "plan", ct)).Exactly("plan", "ctl.json").Control<Plan>("plan");
         var options = plan.ToOptions();
+        if (!plan.Parties.SequenceEqual(hosts.Prepend(guest)))
+            throw new FedFailureException($"{Net.Self}: refused the plan: parties [{string.Join(", ", plan.Parties)}], this arbiter's configuration says [{string.Join(", ", hosts.Prepend(guest))}]");
+        TrainOptions.CheckKeyBits(plan.KeyBits, insecureTestKeyBits, $"{Net.Self}: the planned key");
+        plan.CheckBatch(Net.Self);
         var t0 = Now;
         Log($"{Net.Self}: generating a {plan.KeyBits}-bit Paillier key");
         var sk = Paillier.GenerateKeyPair(plan.KeyBits);
@@ -379,17 +419,17 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
             {
                 var tag = $"e{epoch}.b{b}.";
                 var m = batches[b].Length;
-                await Task.WhenAll(hosts.Prepend(guest).Select(async p =>
+                await Task.WhenAll(hosts.Prepend(guest).Select(async (p, pi) =>
                 {
-                    var msg = await Net.ReceiveAsync(p, tag + "grad", ct);
-                    var cts = key.Unpack(msg.Get("ct.g", "gradient"));
+                    var cts = (await Net.ReceiveAsync(p, tag + "grad", ct)).Exactly($"gradient of {p}", "ct.g")
+                        .Ciphertexts("g", key, plan.GradientCount(pi), $"gradient of {p}");
                     var t1 = Now;
                     var plainMasked = new BigInteger[cts.Length];
                     Parallel.For(0, cts.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => plainMasked[i] = sk.Decrypt(cts[i]));
                     lock (Seconds) Time("decrypt", t1);
                     await Net.SendAsync(p, tag + "gradback", new Message().Masked("g", plainMasked, bytes), ct);
                 }));
-                var lm = await Net.ReceiveAsync(guest, tag + "loss", ct);
+                var lm = (await Net.ReceiveAsync(guest, tag + "loss", ct)).Exactly("loss", "ct.loss");
                 loss += codec2.Decode(sk.Decrypt(lm.Ciphertexts("loss", key, 1, "loss")[0]), 2 * F);
             }
             if (!double.IsFinite(loss)) throw new FedFailureException($"the loss diverged at epoch {epoch + 1}; lower --learning-rate");

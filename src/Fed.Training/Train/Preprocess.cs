@@ -103,10 +103,40 @@ public static class BatchPlan
             var j = (int)(SplitMix(ref state) % (ulong)(i + 1));
             (perm[i], perm[j]) = (perm[j], perm[i]);
         }
-        var size = batchSize <= 0 || batchSize >= n ? n : batchSize;
+        var size = BatchRows(n, batchSize);
         var result = new List<int[]>();
-        for (var s = 0; s < n; s += size) result.Add(perm[s..Math.Min(n, s + size)]);
+        // a short remainder joins the last full batch, so no batch is smaller than the size the parties checked
+        for (var s = 0; s < n;)
+        {
+            var end = n - (s + size) < size ? n : s + size;
+            result.Add(perm[s..end]);
+            s = end;
+        }
         return result;
+    }
+
+    /// <summary>The smallest batch of an epoch: batchSize (0 = every training row), at most n.</summary>
+    public static int BatchRows(int n, int batchSize) => batchSize <= 0 || batchSize >= n ? n : batchSize;
+
+    /// <summary>
+    /// The smallest mini-batch every party accepts: twice the larger of d_g + 1 and the largest host's d_h.
+    /// A party that learns its own gradient X_p^T d of a batch of m rows learns d_p (+1 intercept) linear equations in
+    /// the m residuals: with m &lt;= d_g + 1 the guest solves for the residuals and so for the hosts' per-row scores;
+    /// with m &lt;= d_h a host solves for the residuals (with zero initial weights, the labels). The factor 2 keeps at
+    /// least as many unknowns unresolved as equations are learned.
+    /// </summary>
+    public static int MinimumBatch(int guestFeatures, IEnumerable<int> hostFeatures) =>
+        2 * Math.Max(guestFeatures + 1, hostFeatures.DefaultIfEmpty(0).Max());
+
+    /// <summary>Refuses a batch size below <see cref="MinimumBatch"/> (each party calls it with the plan's counts).</summary>
+    public static void CheckBatch(int n, int batchSize, int guestFeatures, IReadOnlyList<int> hostFeatures, string who)
+    {
+        var min = MinimumBatch(guestFeatures, hostFeatures);
+        var rows = BatchRows(n, batchSize);
+        if (rows < min)
+            throw new BadInputException($"{who}: mini-batches of {rows} rows are below the minimum of {min} = 2 x max(guest features + 1 = {guestFeatures + 1}, " +
+                $"largest host's features = {hostFeatures.DefaultIfEmpty(0).Max()}); smaller batches let a party solve for another's per-row values " +
+                (rows == n ? "(too few training rows)" : "(raise --batch-size)"));
     }
 
     static ulong SplitMix(ref ulong x)

@@ -20,6 +20,9 @@ public sealed record TrainOptions
     public double? LossThreshold { get; init; }
     public int Seed { get; init; } = 42;
     public int KeyBits { get; init; } = 2048;
+    /// <summary>Allows Paillier keys below <see cref="MinKeyBits"/>: for tests, the demo and benchmarks only
+    /// (`--insecure-test-key-bits`). Each party reads it from its own configuration, never from a peer.</summary>
+    public bool InsecureTestKeyBits { get; init; }
     /// <summary>Fixed-point fraction bits of a (standardized) feature value used as a Paillier scalar in X^T [[d]]
     /// (quantization error 2^-21; the plaintext trainer quantizes the same way). Fewer bits mean shorter exponents:
     /// 20 bits keep a multi-exponentiation at two windows for 100,000-row batches.</summary>
@@ -29,6 +32,15 @@ public sealed record TrainOptions
     public string ModelId { get; init; } = "fed-model";
     public int Version { get; init; } = 1;
 
+    public const int MinKeyBits = 2048;
+
+    /// <summary>Every party refuses a Paillier key under 2048 bits unless its own configuration allows test keys.</summary>
+    public static void CheckKeyBits(int bits, bool insecureTestKeyBits, string what)
+    {
+        if (bits < MinKeyBits && !insecureTestKeyBits)
+            throw new BadInputException($"{what}: a {bits}-bit Paillier key is refused (minimum {MinKeyBits} bits); --insecure-test-key-bits allows it for tests only");
+    }
+
     public void Validate()
     {
         if (MaxIter < 1) throw new BadInputException($"--max-iter must be >= 1, got {MaxIter}");
@@ -36,6 +48,7 @@ public sealed record TrainOptions
         if (L2 < 0) throw new BadInputException($"--l2 must be >= 0, got {L2}");
         if (BatchSize < 0) throw new BadInputException($"--batch-size must be >= 0 (0 = full batch), got {BatchSize}");
         if (KeyBits is not (1024 or 2048 or 3072 or 4096)) throw new BadInputException($"--key-bits must be 1024 or 2048 (or 3072/4096), got {KeyBits}");
+        CheckKeyBits(KeyBits, InsecureTestKeyBits, "--key-bits");
         if (FeatureBits is < 8 or > 53) throw new BadInputException($"feature fixed-point bits must be in [8, 53], got {FeatureBits}");
         if (TestBuckets is < 0 or > 9) throw new BadInputException($"--test-buckets must be in [0, 9], got {TestBuckets}");
         Identifiers.ModelId(ModelId);
