@@ -42,7 +42,7 @@ public sealed class BatchProducer : IDisposable
         _timeoutMs = timeoutMs;
         _producer = new ProducerBuilder<string?, byte[]>(config)
             .SetErrorHandler((_, e) => { if (e.IsFatal || e.Code != ErrorCode.Local_AllBrokersDown) log?.WriteLine($"fed stream: kafka producer: {e.Reason}"); })
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {m.Message}"); })
+            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {Fed.Core.Security.Secrets.Redact(m.Message)}"); })
             .Build();
     }
 
@@ -150,7 +150,8 @@ public sealed class BatchProducer : IDisposable
 
     public void Dispose()
     {
-        try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
+        // Shutdown already drained within its bound; what is left is uncommitted and replayed, so do not wait long.
+        try { _producer.Flush(TimeSpan.FromSeconds(1)); } catch (KafkaException) { }
         _producer.Dispose();
     }
 }

@@ -57,18 +57,8 @@ public static class ModelFile
     public static PartialModel Write(PartialModel model, string path)
     {
         var stamped = Stamp(model);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".tmp-{Environment.ProcessId}";
-        try
-        {
-            File.WriteAllText(tmp, Serialize(stamped, indented: true));
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        // Weights are a party's secret: mode 0600 from the first byte.
+        Security.SecretFiles.Write(path, Serialize(stamped, indented: true));
         return stamped;
     }
 
