@@ -9,7 +9,7 @@ namespace Fed.Cli.Commands;
 /// <summary>fed convert, fed model list|activate|rollback|stamp, fed ddl: model files into warehouse tables.</summary>
 public static class ConvertCommands
 {
-    static readonly CliOption Warehouse = new("warehouse", "sqlite:PATH or odbc:dialect=postgres|sqlite|hive;Driver=...; (env FED_WAREHOUSE)", Default: "sqlite:" + WarehouseFactory.DefaultPath);
+    static readonly CliOption Warehouse = CliOptions.Warehouse;
 
     public static IReadOnlyList<CliCommand> All =>
     [
@@ -25,7 +25,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "only this model"), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var rows = new ModelRegistry(w).List(a.Opt("model-id"));
                 foreach (var e in rows)
                     o.Say($"{e.ModelId,-20} v{e.Version,-4} {e.Party,-12} {e.Role,-6} {e.Kind,-9} {e.FeatureCount,4} features  {e.Status,-8} {e.Checksum[..19]}…");
@@ -37,7 +37,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "model id", Required: true), new CliOption("version", "version to activate", Required: true), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 new ModelRegistry(w).Activate(a.Get("model-id"), a.Int("version"));
                 o.Say($"{a.Get("model-id")} v{a.Int("version")} is active");
                 o.Result(new { ok = true, model_id = a.Get("model-id"), active_version = a.Int("version") });
@@ -47,7 +47,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "model id", Required: true), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var v = new ModelRegistry(w).Rollback(a.Get("model-id"));
                 o.Say($"{a.Get("model-id")} rolled back: v{v} is active");
                 o.Result(new { ok = true, model_id = a.Get("model-id"), active_version = v });
@@ -116,7 +116,7 @@ public static class ConvertCommands
             o.Result(new { ok = true, emit_sql = sqlPath, statements = statements.Count });
             return 0;
         }
-        using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+        using var w = a.Warehouse();
         var exporter = new ModelExporter(w);
         var results = new List<ExportResult>();
         foreach (var m in models)

@@ -8,7 +8,7 @@ namespace Fed.Cli.Commands;
 /// <summary>fed predict ... and fed features load: batch and hourly prediction (issue 4).</summary>
 public static class PredictCommands
 {
-    static readonly CliOption Warehouse = new("warehouse", "warehouse spec: sqlite:PATH or odbc:dialect=postgres;... (else FED_WAREHOUSE)", Default: null);
+    static readonly CliOption Warehouse = CliOptions.Warehouse;
     static readonly CliOption ModelId = new("model-id", "model id", Required: true);
     static readonly CliOption Version = new("version", "model version (default: the active one)");
     static readonly CliOption Dt = new("dt", "day partition, yyyy-MM-dd", Required: true);
@@ -37,7 +37,7 @@ public static class PredictCommands
                 };
                 var engine = a.Get("engine");
                 if (engine is not ("local" or "sql" or "odbc" or "spark-sql")) throw new BadInputException($"--engine '{engine}': expected local, sql, odbc or spark-sql");
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 if (engine == "odbc" && w is not OdbcWarehouse)
                     throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
                 var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"));
@@ -64,7 +64,7 @@ public static class PredictCommands
              Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one)")],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress);
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
@@ -91,7 +91,7 @@ public static class PredictCommands
             (a, o) =>
             {
                 var ttl = a.IntOpt("ttl") is { } s ? s > 0 ? TimeSpan.FromSeconds(s) : throw new BadInputException("--ttl must be > 0") : (TimeSpan?)null;
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var res = RedisPredictions.Load(w, a.Get("redis"), a.Get("model-id"), a.IntOpt("version"), Part(a), ttl, o.Progress);
                 o.Say($"{res.Written:N0} predictions of v{res.Version} written to Redis in {res.Seconds:F2} s ({res.Written / Math.Max(res.Seconds, 1e-9):N0}/s){(res.PointerSet ? "; active pointer set" : " (not the active version: pointer unchanged)")}");
                 o.Result(new { ok = true, written = res.Written, version = res.Version, active_pointer_set = res.PointerSet, seconds = res.Seconds });
@@ -114,7 +114,7 @@ public static class PredictCommands
             (a, o) =>
             {
                 Identifiers.PartyId(a.Get("party"));
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var n = FeatureLoader.Load(w, a.Get("csv"), a.Get("table"), Part(a), a.Get("id-column"), a.Get("label-column"));
                 o.Say($"{n:N0} rows loaded into {a.Get("table")} ({w.Description})");
                 o.Result(new { ok = true, rows = n, table = a.Get("table") });
