@@ -214,7 +214,7 @@ public static class CliApp
             var where = cmd is null ? "fed" : $"fed {cmd.Path}";
             var message = e is FedException or IOException or UnauthorizedAccessException
                 ? e.Message
-                : $"internal error ({e.GetType().Name}): {e.Message}";
+                : $"internal error: {e.Message}";
             stderr.WriteLine($"{where}: error: {ErrorText.Cut(message, 2000)}");
             if (code == "internal_error")
             {

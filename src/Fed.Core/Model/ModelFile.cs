@@ -44,6 +44,7 @@ public static class ModelFile
         {
             var unstamped = !requireChecksum && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
             var model = new Reader(source) { SkipChecksum = unstamped }.ReadModel(doc.RootElement);
+            Scoring.ScoringModel.From(model, source); // the scoring space must be finite too
             if (unstamped) return model;
             var expected = ComputeChecksum(model);
             if (!string.Equals(model.Checksum, expected, StringComparison.Ordinal))
@@ -106,7 +107,7 @@ public static class ModelFile
             catch (ArgumentException e) { throw new ModelFormatException(source, "weights", "not a finite number: " + e.Message, e); }
         }
         using var doc = JsonDocument.Parse(ms.ToArray());
-        new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement);
+        Scoring.ScoringModel.From(new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement), source);
     }
 
     static PartialModel CopyWithChecksum(PartialModel m, string checksum) => new()
