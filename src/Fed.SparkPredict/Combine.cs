@@ -143,7 +143,7 @@ public static class CombineJob
         var touched = new HashSet<string>(StringComparer.Ordinal);
         var rejected = new Dictionary<string, object>();
         if (fromWarehouse) LoadWarehouse(w, sig, p, latest, touched);
-        else LoadFiles(input, sig, p, latest, touched, rejected);
+        else LoadFiles(input, sig, p, latest, touched, rejected, RegistryChecksums(w, sig));
         progress?.Invoke($"  loaded partial scores: {string.Join(", ", latest.Select(kv => $"{kv.Key} {kv.Value.Count:N0}"))}");
 
         var sets = sig.Parties.Select(party =>
@@ -177,8 +177,22 @@ public static class CombineJob
         File.Move(full + ".tmp", full, overwrite: true);
     }
 
+    /// <summary>The checksum the registry holds for each party of this model version (parties this warehouse knows).</summary>
+    static Dictionary<string, string> RegistryChecksums(IWarehouse w, ModelSignature sig) =>
+        new ModelRegistry(w).List(sig.ModelId).Where(e => e.Version == sig.Version).GroupBy(e => e.Party).ToDictionary(g => g.Key, g => g.First().Checksum);
+
+    /// <summary>Provenance: a partial-score file must say which model file scored it, and that must be the registry's.</summary>
+    static void CheckProvenance(string path, PartialScoreManifest m, ModelSignature sig, Dictionary<string, string> checksums)
+    {
+        if (string.IsNullOrEmpty(m.ModelChecksum))
+            throw new ProvenanceException($"{path}: party '{m.Party}': the manifest carries no model_checksum, so it cannot be tied to model '{sig.ModelId}' v{sig.Version}; re-run 'fed predict batch' for this party");
+        if (checksums.TryGetValue(m.Party, out var expected) && !string.Equals(expected, m.ModelChecksum, StringComparison.Ordinal))
+            throw new ProvenanceException($"{path}: party '{m.Party}' scored with model checksum {m.ModelChecksum}, but the registry holds {expected} for '{sig.ModelId}' v{sig.Version} party '{m.Party}'; " +
+                "the partial scores come from another model file: re-export the right model or re-score this party");
+    }
+
     static void LoadFiles(string dir, ModelSignature sig, Partition p, Dictionary<string, Dictionary<string, double[]>> latest,
-        HashSet<string> touched, Dictionary<string, object> rejected)
+        HashSet<string> touched, Dictionary<string, object> rejected, Dictionary<string, string> checksums)
     {
         // Hourly: every hour <= H of the day (newest wins); daily: the day's file.
         var hours = p.Hourly ? Enumerable.Range(0, p.Hour!.Value + 1).Select(h => (int?)h).ToList() : [null];
@@ -202,6 +216,7 @@ public static class CombineJob
                     throw new BadInputException($"{path}: party '{m.Party}' is not a party of model '{sig.ModelId}' v{sig.Version} ({string.Join(", ", sig.Parties)})");
                 if (m.Outputs != sig.OutputCount)
                     throw new BadInputException($"{path}: {m.Outputs} output(s), model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount}");
+                CheckProvenance(path, m, sig, checksums);
                 var set = PartialScoreFiles.Read(path, m);
                 if (set.Count == 0 && !p.Hourly)
                     throw new BadInputException($"{path}: empty partition: party '{m.Party}' sent no partial scores for {part}; refusing to write an empty prediction set");

@@ -10,10 +10,13 @@ public static class Models
     public static string Host => Path.Combine(Harness.Samples, "host.json");
 
     /// <summary>The sample guest with weights[0][feature] set to <paramref name="weight"/>, re-checksummed.</summary>
-    public static string GuestWithWeight(string path, int feature, double weight)
+    public static string GuestWithWeight(string path, int feature, double weight) => WithWeight(Guest, path, feature, weight);
+
+    /// <summary>A copy of a model file with weights[0][feature] changed, re-checksummed: same id and version, other content.</summary>
+    public static string WithWeight(string source, string path, int feature, double weight)
     {
-        var text = File.ReadAllText(Guest);
-        var m = ModelFile.Parse(text, Guest);
+        var text = File.ReadAllText(source);
+        var m = ModelFile.Parse(text, source);
         m.Weights[0][feature] = weight;
         var node = JsonNode.Parse(text)!;
         node["weights"]![0]![feature] = weight;
