@@ -21,7 +21,7 @@ public static class CliOptions
         $"warehouse: {WarehouseFactory.AcceptedForms}; else env {WarehouseFactory.EnvironmentVariable}, else sqlite:{WarehouseFactory.DefaultPath}");
 
     /// <summary>Without it, a result with zero predictions or zero rows scored exits <see cref="ExitCodes.Empty"/>.</summary>
-    public static readonly CliOption AllowEmpty = new("allow-empty", $"exit 0 even when nothing was scored (default: exit {ExitCodes.Empty})", Flag: true);
+    public static readonly CliOption AllowEmpty = new("allow-empty", $"exit 0 even when a daily run scores nothing (default: exit {ExitCodes.Empty})", Flag: true);
 }
 
 /// <summary>The exit codes of every fed command (README "Exit codes"; tests hold them).</summary>

@@ -154,27 +154,22 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
-        var table = PredictionsTable.Write(w, combined, p);
+        // The report is staged first: an unwritable report path fails before the table is touched.
+        var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
+        using var outputs = new StagedOutputs();
+        var reportTemp = outputs.Stage(path, "--report");
+        var table = Schema.Predictions(p.Hourly).Name;
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
             ["input"] = fromWarehouse ? $"{w.Description} {Schema.PartialScores(p.Hourly).Name}" : Path.GetFullPath(input),
             ["rows_by_party"] = combined.RowsByParty, ["predictions"] = combined.Count, ["table"] = table,
-            ["missing_count"] = combined.Missing.Count,
-            ["missing"] = combined.Missing.Select(m => new { sample_id = m.SampleId, missing_parties = m.MissingParties }).ToList(),
             ["rejected_by_party"] = rejected,
         };
-        var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
-        WriteJson(path, report);
+        CoverageReport.Write(outputs, path, reportTemp, report, combined.Missing);
+        PredictionsTable.Write(w, combined, p);
+        outputs.Commit();
         return new Result(combined, table, Path.GetFullPath(path), report);
-    }
-
-    public static void WriteJson(string path, object doc)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full + ".tmp", JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(full + ".tmp", full, overwrite: true);
     }
 
     /// <summary>The checksum the registry holds for each party of this model version (parties this warehouse knows).</summary>

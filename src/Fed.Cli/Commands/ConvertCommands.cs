@@ -109,22 +109,18 @@ public static class ConvertCommands
         {
             var now = DateTime.UtcNow;
             var statements = models.SelectMany(m => HiveModelScript.Generate(ScoringModel.From(m), activate, now)).ToList();
-            var tmp = sqlPath + ".tmp";
-            File.WriteAllText(tmp, string.Join(";\n\n", statements) + ";\n");
-            File.Move(tmp, sqlPath, overwrite: true);
+            using var outputs = new StagedOutputs(a.All("model"));
+            File.WriteAllText(outputs.Stage(sqlPath, "--emit-sql"), string.Join(";\n\n", statements) + ";\n");
+            outputs.Commit();
             o.Say($"wrote {statements.Count} HiveQL statements to {sqlPath}");
             o.Result(new { ok = true, emit_sql = sqlPath, statements = statements.Count });
             return 0;
         }
         using var w = a.Warehouse();
-        var exporter = new ModelExporter(w);
-        var results = new List<ExportResult>();
-        foreach (var m in models)
-        {
-            var r = exporter.Export(m, activate);
-            results.Add(r);
+        // All or nothing: a conflict in any file and no model is written.
+        var results = new ModelExporter(w).ExportAll(models, activate);
+        foreach (var r in results)
             o.Say($"{r.ModelId} v{r.Version} party '{r.Party}': {(r.Outcome == ExportOutcome.Added ? $"added ({r.RowsWritten} rows, wide table {r.WideTable}{(r.Active ? ", active" : "")})" : "unchanged (already exported)")}");
-        }
         o.Result(new { ok = true, warehouse = w.Description, exports = results.Select(r => new { model_id = r.ModelId, version = r.Version, party = r.Party, outcome = r.Outcome.ToString().ToLowerInvariant(), rows = r.RowsWritten, wide_table = r.WideTable, active = r.Active }) });
         return 0;
     }

@@ -26,7 +26,7 @@ public static class PredictCommands
                 new CliOption("out", "engine local: write partial-score files (data + manifest) here instead of the warehouse table"),
                 new CliOption("emit-sql", "write the Spark SQL/HiveQL for this plan to PATH (with any engine)"),
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
-                new CliOption("id-column", "CSV id column", Default: "id"),
+                new CliOption("id-column", "CSV id column", Default: "id"), CliOptions.AllowEmpty,
             ],
             (a, o) =>
             {
@@ -56,33 +56,36 @@ public static class PredictCommands
                 report["ok"] = true; report["model_id"] = plan.Model.ModelId; report["version"] = plan.Model.Version; report["party"] = plan.PartyId;
                 report["dt"] = plan.Partition.Dt; report["hour"] = plan.Partition.HourText; report["emitted_sql"] = emitted;
                 o.Result(report);
+                if (!plan.Partition.Hourly) a.RequireNonEmpty(res.RowsScored, $"0 rows of {a.Get("features")} scored for party {plan.PartyId} ({res.RowsRejected:N0} rejected)");
                 return 0;
             }),
         new("predict combine", "Initiator: join every party's partial scores, combine, write fed_predictions[_hourly] and a coverage report",
             [ModelId, Version, Dt, Hour,
              new CliOption("input", "directory of partial-score files (data + manifest), or 'warehouse' for fed_partial_scores", Required: true),
-             Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one)")],
+             Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one); all missing ids go to REPORT.missing.csv"),
+             CliOptions.AllowEmpty],
             (a, o) =>
             {
                 using var w = a.Warehouse();
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress);
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
-                report.Remove("missing");
                 o.Result(report);
+                if (a.IntOpt("hour") is null) a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;
             }),
         new("predict local", "Reference path: score each party's CSV with its partial-model file, intersect ids, combine, write a CSV",
             [new CliOption("models", "directory with the model's *.json partial-model files", Required: true),
              new CliOption("party", "PARTY=CSV for every party", Required: true, Multiple: true),
              new CliOption("out", "predictions CSV", Required: true), new CliOption("id-column", "id column of the CSVs", Default: "id"),
-             new CliOption("report", "report path (default: OUT.report.json)")],
+             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty],
             (a, o) =>
             {
                 var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"));
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
                     rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });
+                a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;
             }),
         new("predict load-redis", "Write a predictions partition to Redis (key fed:pred:{model}:v{version}:{sample_id}, pointer fed:pred:{model}:active)",

@@ -35,10 +35,15 @@ public static class ModelFile
     static PartialModel Parse(string json, string source, bool requireChecksum)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16 }); }
+        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16, AllowDuplicateProperties = false }); }
+        catch (JsonException e) when (System.Text.RegularExpressions.Regex.Match(e.Message, "^Duplicate property '([^']*)'") is { Success: true } dup)
+        {
+            // Last-one-wins would silently pick a value: a key given twice is refused.
+            throw new ModelFormatException(source, dup.Groups[1].Value, "the key is given twice in one object; keep exactly one", e);
+        }
         catch (JsonException e)
         {
-            throw new ModelFormatException(source, $"(json, line {e.LineNumber + 1})", $"not valid JSON: {e.Message}", e);
+            throw new ModelFormatException(source, e.LineNumber is { } line ? $"(json, line {line + 1})" : "(json)", $"not valid JSON: {ErrorText.Cut(e.Message)}", e);
         }
         using (doc)
         {
