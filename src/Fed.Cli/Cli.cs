@@ -230,7 +230,13 @@ public static class CliApp
     {
         if (!output.Json) return code;
         var node = output.Document is null ? new JsonObject() : JsonSerializer.SerializeToNode(output.Document, output.Document.GetType(), JsonOptions);
-        if (node is JsonObject o && !o.ContainsKey("ok")) o.Insert(0, "ok", code == 0);
+        if (node is JsonObject o)
+        {
+            // "ok" always comes first: true for exit 0 unless the command said otherwise.
+            var ok = o["ok"]?.DeepClone() ?? JsonValue.Create(code == 0);
+            o.Remove("ok");
+            o.Insert(0, "ok", ok);
+        }
         output.Out.WriteLine(node?.ToJsonString(JsonOptions) ?? "null");
         return code;
     }

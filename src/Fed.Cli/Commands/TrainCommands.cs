@@ -41,7 +41,6 @@ public static class TrainCommands
                 o.Say($"trained {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason}), intersection {r.Guest.Intersection}");
                 foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
                 o.Say($"  report: {r.ReportPath}");
-                if (!o.Json) o.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(r.Summary));
                 o.Result(r.Summary);
                 return 0;
             }),

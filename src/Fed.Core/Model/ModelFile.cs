@@ -47,7 +47,10 @@ public static class ModelFile
         }
         using (doc)
         {
-            var unstamped = !requireChecksum && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            var noChecksum = doc.RootElement.ValueKind == JsonValueKind.Object && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            if (requireChecksum && noChecksum)
+                throw new ModelFormatException(source, "checksum", "missing: a file from another exporter is validated and stamped with 'fed model stamp --in FILE --out STAMPED.json'");
+            var unstamped = !requireChecksum && noChecksum;
             var model = new Reader(source) { SkipChecksum = unstamped }.ReadModel(doc.RootElement);
             Scoring.ScoringModel.From(model, source); // the scoring space must be finite too
             if (unstamped) return model;
