@@ -119,6 +119,20 @@ public sealed class CliOutput(bool json, TextWriter stdout, TextWriter stderr)
 
     /// <summary>Progress on a terminal (rows/s, ETA) for long work; a no-op when stderr is not a terminal or with --json.</summary>
     public CliProgress Bar(string label, long? total, string unit = "rows") => CliProgress.Start(this, label, total, unit);
+
+    /// <summary>A component's progress callback: lines matching <paramref name="pattern"/> (groups "done", optional
+    /// "note") move the bar when it is shown; every other line, or every line off a terminal, goes to stderr as is.</summary>
+    public Action<string> Lines(CliProgress bar, string pattern)
+    {
+        var re = new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        return line =>
+        {
+            if (bar.Visible && re.Match(line) is { Success: true } m
+                && long.TryParse(m.Groups["done"].Value.Replace(",", ""), NumberStyles.Integer, CultureInfo.InvariantCulture, out var done))
+                bar.Report(done, m.Groups["note"].Success ? m.Groups["note"].Value : null);
+            else Progress(line);
+        };
+    }
 }
 
 /// <summary>Maps what went wrong to an exit code and a stable error code (never a .NET class name).</summary>

@@ -65,6 +65,6 @@ public sealed class CliProgress : IDisposable
     sealed class RateColumn(string unit) : ProgressColumn
     {
         public override IRenderable Render(RenderOptions options, ProgressTask task, TimeSpan deltaTime) =>
-            new Text(task.Speed is { } s ? $"{s:N0} {unit}/s" : $"- {unit}/s");
+            new Text(task.Speed is { } s ? $"{s.ToString(s >= 100 ? "N0" : "N2")} {unit}/s" : $"- {unit}/s");
     }
 }

@@ -44,9 +44,10 @@ public static class PredictCommands
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
                 if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
+                using var bar = o.Bar("scoring", null);
                 var res = engine switch
                 {
-                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Progress),
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored")),
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };
