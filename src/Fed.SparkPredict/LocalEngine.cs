@@ -14,6 +14,8 @@ public sealed class ScoringRunResult
     public long RowsScored { get; set; }
     public long RowsRejected { get; set; }
     public long RowsUnchanged { get; set; }
+    /// <summary>With --ids: agreed ids that had no feature row to score (null without --ids).</summary>
+    public long? IdsNotFound { get; set; }
     public FeatureCoverage? Coverage { get; set; }
     public List<RejectedRow> Rejected { get; } = [];
     public string? Output { get; set; }
@@ -24,7 +26,7 @@ public sealed class ScoringRunResult
 
     public Dictionary<string, object?> ToReport() => new()
     {
-        ["engine"] = Engine, ["rows_scored"] = RowsScored, ["rows_rejected"] = RowsRejected, ["rows_unchanged"] = RowsUnchanged,
+        ["engine"] = Engine, ["rows_scored"] = RowsScored, ["rows_rejected"] = RowsRejected, ["rows_unchanged"] = RowsUnchanged, ["ids_not_found"] = IdsNotFound,
         ["coverage"] = Coverage?.ToReport(), ["rejected"] = Rejected.Take(MaxListed).ToList(), ["rejected_listed"] = Math.Min(Rejected.Count, MaxListed),
         ["output"] = Output, ["seconds"] = new { total = TotalSeconds, read = ReadSeconds, score = ScoreSeconds, write = WriteSeconds },
     };
@@ -142,6 +144,25 @@ public static class LocalEngine
             ? new CsvFeatureSource(plan.Features, plan.Model.Features, plan.IdColumn)
             : new WarehouseFeatureSource(warehouse ?? throw new BadInputException("a feature table needs --warehouse"), plan.Features, plan.Model.Features, plan.Partition);
 
+    /// <summary>--ids: the agreed ids from a file, or from a warehouse table's sample_id column.</summary>
+    public static HashSet<string> AgreedIds(ScoringPlan plan, IWarehouse? warehouse)
+    {
+        if (plan.IdsIsFile) return plan.ReadIdsFile();
+        var w = warehouse ?? throw new BadInputException($"--ids {plan.Ids}: a table of ids needs --warehouse");
+        var t = Identifiers.SqlName(plan.Ids!, "--ids table name");
+        if (!w.TableExists(t)) throw new BadInputException($"--ids {t}: no such table in {w.Description} (give a table with a sample_id column, or a file of ids)");
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        using var r = w.Query($"SELECT {w.Dialect.Id("sample_id")} FROM {w.Dialect.Id(t)}");
+        while (r.Read()) if (!r.IsNull(0)) set.Add(r.GetString(0));
+        return set;
+    }
+
+    static void Finish(IFeatureSource source, ScoringRunResult stats)
+    {
+        if (source is IdFilteredSource f) { stats.IdsNotFound = f.NotFound; source = f.Inner; }
+        if (source is WarehouseFeatureSource ws) stats.RowsUnchanged = ws.Unchanged;
+    }
+
     /// <summary>Scores a source into memory (used by 'predict local' and tests).</summary>
     public static PartialScoreSet ScoreToMemory(ScoringModel model, IFeatureSource source, ScoringRunResult stats, int batchSize = 16_384)
     {
@@ -168,7 +189,8 @@ public static class LocalEngine
     {
         var m = plan.Model;
         var stats = new ScoringRunResult { Engine = "local" };
-        using var source = OpenSource(plan, warehouse);
+        var opened = OpenSource(plan, warehouse);
+        using var source = plan.Ids is null ? opened : new IdFilteredSource(opened, AgreedIds(plan, warehouse));
         var scorer = new PartialScorer(m);
         var lastReport = Stopwatch.StartNew();
         void Progress(long rows)
@@ -190,7 +212,7 @@ public static class LocalEngine
                 for (var r = 0; r < b.Count; r++)
                     if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
             }, stats, progress: Progress);
-            if (source is WarehouseFeatureSource ws) stats.RowsUnchanged = ws.Unchanged;
+            Finish(source, stats);
             var manifest = writer.Complete(new PartialScoreManifest
             {
                 ModelId = m.ModelId, Version = m.Version, Party = m.PartyId, Dt = plan.Partition.Dt, Hour = plan.Partition.HourText,
@@ -225,10 +247,46 @@ public static class LocalEngine
             }, stats, progress: Progress);
             tx.Commit();
         }
-        if (source is WarehouseFeatureSource ws2) stats.RowsUnchanged = ws2.Unchanged;
+        Finish(source, stats);
         stats.Output = $"{w.Description} {table.Name} {plan.Partition}";
         return stats;
     }
+}
+
+/// <summary>--ids on the local engine: only rows whose id is agreed pass; counts the agreed ids never seen.</summary>
+public sealed class IdFilteredSource(IFeatureSource inner, HashSet<string> ids) : IFeatureSource
+{
+    readonly HashSet<string> _found = new(StringComparer.Ordinal);
+    public IFeatureSource Inner => inner;
+    public string Description => inner.Description + " (agreed ids only)";
+    public long NotFound => ids.Count - _found.Count;
+
+    public bool ReadBatch(FeatureBatch batch)
+    {
+        while (inner.ReadBatch(batch))
+        {
+            var n = 0;
+            for (var r = 0; r < batch.Count; r++)
+            {
+                var id = batch.SampleIds[r];
+                if (!ids.Contains(id)) continue;
+                _found.Add(id);
+                if (n != r)
+                {
+                    batch.SampleIds[n] = id;
+                    foreach (var col in batch.Columns) col[n] = col[r];
+                    if (batch.Stamps is { } st) st[n] = st[r];
+                }
+                n++;
+            }
+            batch.Count = n;
+            if (n > 0) return true;
+        }
+        batch.Count = 0;
+        return false;
+    }
+
+    public void Dispose() => inner.Dispose();
 }
 
 /// <summary>Statements on fed_partial_scores[_hourly] shared by the engines and the combine job.</summary>

@@ -159,7 +159,7 @@ public abstract class WorkerBase : IDisposable
     protected void DeadLetter(ConsumeResult<string?, byte[]> m, string source, string reason, string error)
     {
         Producer.Add(_config.DeadLetterTopic, m.Message.Key,
-            OutputMessages.DeadLetter(source, reason, error, m.Topic, m.Partition.Value, m.Offset.Value, m.Message.Key, m.Message.Value));
+            OutputMessages.DeadLetter(source, reason, error, m.Topic, m.Partition.Value, m.Offset.Value, m.Message.Key));
         Interlocked.Increment(ref Metrics.DeadLetters);
     }
 

@@ -88,6 +88,7 @@ public static class ConvertCommands
     {
         var tables = new List<TableDef>(Schema.ModelTables)
         {
+            Schema.RegistryStaging,
             Schema.PartialScores(hourly: false), Schema.PartialScores(hourly: true),
             Schema.Predictions(hourly: false), Schema.Predictions(hourly: true),
         };
@@ -100,10 +101,30 @@ public static class ConvertCommands
         return tables;
     }
 
+    /// <summary>Party files converted together must agree: one model version has one kind, class list and party list;
+    /// and files that only together cover a party list must not name different models (an import typo).</summary>
+    static void CheckAgreement(IReadOnlyList<PartialModel> models, IReadOnlyList<string> paths)
+    {
+        for (var i = 1; i < models.Count; i++)
+            for (var j = 0; j < i; j++)
+            {
+                var (m, o) = (models[i], models[j]);
+                if (m.ModelId == o.ModelId && m.Version == o.Version
+                    && (m.Kind != o.Kind || !m.Classes.SequenceEqual(o.Classes) || !m.Parties.SequenceEqual(o.Parties)))
+                    throw new BadInputException($"{paths[i]} and {paths[j]} are both {m.ModelId} v{m.Version} but disagree on the kind, classes or parties " +
+                        $"({PartialModel.KindName(m.Kind)} vs {PartialModel.KindName(o.Kind)})");
+                if (m.ModelId != o.ModelId && m.PartyId != o.PartyId && m.Parties.SequenceEqual(o.Parties)
+                    && models.Count(x => x.ModelId == m.ModelId) < m.Parties.Length && models.Count(x => x.ModelId == o.ModelId) < o.Parties.Length)
+                    throw new BadInputException($"{paths[i]} says model_id '{m.ModelId}', {paths[j]} says '{o.ModelId}' for the same parties " +
+                        $"[{string.Join(", ", m.Parties)}]: the parties of one model must agree on its id");
+            }
+    }
+
     static int Convert(CliArgs a, CliOutput o)
     {
         // Read and validate every file first: one bad file and nothing is written.
         var models = a.All("model").Select(ModelFile.Read).ToList();
+        CheckAgreement(models, a.All("model"));
         var activate = !a.Flag("no-activate");
         if (a.Opt("emit-sql") is { } sqlPath)
         {

@@ -27,6 +27,7 @@ public static class PredictCommands
                 new CliOption("emit-sql", "write the Spark SQL/HiveQL for this plan to PATH (with any engine)"),
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
                 new CliOption("id-column", "CSV id column", Default: "id"), CliOptions.AllowEmpty,
+                new CliOption("ids", "score only these agreed ids: a file (one id a line) or a warehouse table with a sample_id column"),
             ],
             (a, o) =>
             {
@@ -40,7 +41,7 @@ public static class PredictCommands
                 using var w = a.Warehouse();
                 if (engine == "odbc" && w is not OdbcWarehouse)
                     throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
-                var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"));
+                var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"), a.Opt("ids"));
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
                 if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
@@ -51,7 +52,7 @@ public static class PredictCommands
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };
-                o.Say($"{res.RowsScored:N0} rows scored, {res.RowsRejected:N0} rejected{(plan.Partition.Hourly ? $", {res.RowsUnchanged:N0} unchanged" : "")} -> {res.Output} ({res.TotalSeconds:F2} s)");
+                o.Say($"{res.RowsScored:N0} rows scored, {res.RowsRejected:N0} rejected{(plan.Partition.Hourly ? $", {res.RowsUnchanged:N0} unchanged" : "")}{(res.IdsNotFound is { } nf ? $", {nf:N0} agreed ids not found" : "")} -> {res.Output} ({res.TotalSeconds:F2} s)");
                 foreach (var rj in res.Rejected.Take(10)) o.Say($"  rejected {rj.SampleId}: missing '{rj.Feature}'");
                 var report = res.ToReport();
                 report["ok"] = true; report["model_id"] = plan.Model.ModelId; report["version"] = plan.Model.Version; report["party"] = plan.PartyId;
@@ -64,10 +65,23 @@ public static class PredictCommands
             [ModelId, Version, Dt, Hour,
              new CliOption("input", "directory of partial-score files (data + manifest), or 'warehouse' for fed_partial_scores", Required: true),
              Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one); all missing ids go to REPORT.missing.csv"),
-             CliOptions.AllowEmpty],
+             CliOptions.AllowEmpty,
+             new CliOption("engine", "fed (Fed joins and combines) | spark-sql (the HiveQL/Spark SQL combine run by $SPARK_HOME/bin/spark-sql -S -f) | sql (the same run by a Hive/Spark Thrift ODBC warehouse) | emit (only write --emit-sql)", Default: "fed"),
+             new CliOption("emit-sql", "write the HiveQL/Spark SQL combine to PATH")],
             (a, o) =>
             {
                 using var w = a.Warehouse();
+                var engine = a.Get("engine");
+                if (engine != "fed")
+                {
+                    if (a.Get("input") != "warehouse") throw new BadInputException("the SQL combine reads fed_partial_scores: give --input warehouse");
+                    var sql = CombineJob.RunSql(w, a.Get("model-id"), a.IntOpt("version"), Part(a), engine, a.Opt("emit-sql"), o.Progress);
+                    o.Say(engine == "emit" ? $"combine SQL written to {sql["emitted_sql"]}" : $"{sql["predictions"]:N0} predictions -> {sql["table"]} ({engine})");
+                    sql["ok"] = true;
+                    o.Result(sql);
+                    return 0;
+                }
+                if (a.Opt("emit-sql") is { } emit) o.Progress($"  combine SQL written to {CombineJob.RunSql(w, a.Get("model-id"), a.IntOpt("version"), Part(a), "emit", emit)["emitted_sql"]}");
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress);
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
@@ -114,11 +128,29 @@ public static class PredictCommands
         new("features load", "Load a party's CSV into its warehouse feature table (for demos and tests)",
             [new CliOption("party", "party id", Required: true), new CliOption("csv", "CSV with an id column", Required: true),
              new CliOption("table", "feature table name", Required: true), Dt, Hour, Warehouse,
-             new CliOption("id-column", "id column", Default: "id"), new CliOption("label-column", "label column to leave out", Default: "y")],
+             new CliOption("id-column", "id column", Default: "id"), new CliOption("label-column", "label column to leave out", Default: "y"),
+             new CliOption("stage-location", "hive: the folder (e.g. hdfs:///staging/fed/guest) where the cluster reads this CSV, for a staged external table + INSERT OVERWRITE"),
+             new CliOption("emit-sql", "hive: write the HiveQL/Spark SQL load statements to PATH (needs --stage-location)")],
             (a, o) =>
             {
                 Identifiers.PartyId(a.Get("party"));
+                if (a.Opt("emit-sql") is { } emit)
+                {
+                    var loc = a.Opt("stage-location") ?? throw new BadInputException("--emit-sql needs --stage-location (where the cluster reads the CSV)");
+                    var st = FeatureLoader.HiveStatements(a.Get("csv"), a.Get("table"), Part(a), loc, a.Get("id-column"), a.Get("label-column"));
+                    File.WriteAllText(emit, string.Join(";\n\n", st) + ";\n");
+                    o.Say($"wrote {st.Count} HiveQL statements to {emit}");
+                    o.Result(new { ok = true, emit_sql = emit, statements = st.Count });
+                    return 0;
+                }
                 using var w = a.Warehouse();
+                if (w.Dialect.Name == "hive" && a.Opt("stage-location") is { } location)
+                {
+                    foreach (var st in FeatureLoader.HiveStatements(a.Get("csv"), a.Get("table"), Part(a), location, a.Get("id-column"), a.Get("label-column"))) w.Execute(st);
+                    o.Say($"{a.Get("table")} {Part(a)} loaded from {location} ({w.Description})");
+                    o.Result(new { ok = true, table = a.Get("table"), stage_location = location });
+                    return 0;
+                }
                 var n = FeatureLoader.Load(w, a.Get("csv"), a.Get("table"), Part(a), a.Get("id-column"), a.Get("label-column"));
                 o.Say($"{n:N0} rows loaded into {a.Get("table")} ({w.Description})");
                 o.Result(new { ok = true, rows = n, table = a.Get("table") });
