@@ -67,4 +67,19 @@ public class ValidationTests
         Assert.Equal("internal_error", j["error_code"]!.GetValue<string>());
         Assert.DoesNotContain("Exception", stdout);
     }
+
+    [Fact]
+    public void A_model_file_without_checksum_points_to_fed_model_stamp()
+    {
+        var h = new Harness();
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Models.Guest))!.AsObject();
+        node.Remove("checksum");
+        File.WriteAllText(h.Path("raw.json"), node.ToJsonString());
+        var r = Harness.InProcess("model", "show", "--model", h.Path("raw.json"));
+        Assert.Equal(2, r.Code);
+        Assert.Contains("field 'checksum'", r.Err);
+        Assert.Contains("fed model stamp --in", r.Err);
+        Assert.Equal(0, Harness.InProcess("model", "stamp", "--in", h.Path("raw.json"), "--out", h.Path("stamped.json")).Code);
+        Assert.Equal(0, Harness.InProcess("model", "show", "--model", h.Path("stamped.json")).Code);
+    }
 }
