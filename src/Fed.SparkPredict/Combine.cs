@@ -135,7 +135,9 @@ public static class CombineJob
 {
     public sealed record Result(CombinedPredictions Predictions, string Table, string ReportPath, Dictionary<string, object?> Report);
 
-    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null)
+    /// <param name="parquetOut">Write the predictions as a Hive-layout Parquet partition under this folder instead of the warehouse table.</param>
+    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null,
+        string? parquetOut = null)
     {
         var sig = CombineCore.Signature(w, modelId, version);
         var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
@@ -154,11 +156,11 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
-        // The report is staged first: an unwritable report path fails before the table is touched.
+        // The report (and the missing-id list) are staged first: an unwritable report path fails before the table is touched.
         var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
         using var outputs = new StagedOutputs();
         var reportTemp = outputs.Stage(path, "--report");
-        var table = Schema.Predictions(p.Hourly).Name;
+        var table = parquetOut is null ? PredictionsTable.Write(w, combined, p) : HiveParquet.WritePredictions(parquetOut, combined, p);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
@@ -167,7 +169,6 @@ public static class CombineJob
             ["rejected_by_party"] = rejected,
         };
         CoverageReport.Write(outputs, path, reportTemp, report, combined.Missing);
-        PredictionsTable.Write(w, combined, p);
         outputs.Commit();
         return new Result(combined, table, Path.GetFullPath(path), report);
     }

@@ -50,6 +50,10 @@ public static class LocalEngine
         public readonly double[][] Scores = Enumerable.Range(0, outputs).Select(_ => new double[size]).ToArray();
         public readonly int[] Missing = new int[size];
         public long Seq;
+        // RunParts: the row group, whether this is its end marker, and the worker's pool it returns to.
+        public int Part;
+        public bool Last;
+        public BlockingCollection<Work>? Pool;
     }
 
     public static FeatureCoverage Run(PartialScorer scorer, IFeatureSource source, Sink sink, ScoringRunResult stats,
@@ -57,6 +61,7 @@ public static class LocalEngine
     {
         var model = scorer.Model;
         workers = workers > 0 ? workers : Math.Max(1, Environment.ProcessorCount);
+        if (source is IPartitionedFeatureSource parts && workers > 1) return RunParts(scorer, parts, sink, stats, batchSize, workers, progress);
         var total = Stopwatch.StartNew();
         var free = new BlockingCollection<Work>();
         for (var i = 0; i < 2 * workers + 1; i++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize));
@@ -123,24 +128,120 @@ public static class LocalEngine
             throw;
         }
         closer.Wait();
-        // Surface a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException.
-        foreach (var t in scorers.Append(reader))
-            if (t.Exception?.InnerException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+        return Summarize(model, scorers.Append(reader), coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+    }
+
+    /// <summary>Surfaces a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException; sums the statistics.</summary>
+    static FeatureCoverage Summarize(ScoringModel model, IEnumerable<Task> tasks, FeatureCoverage[] coverages, ScoringRunResult stats,
+        long readTicks, long scoreTicks, Stopwatch writeWatch, Stopwatch total)
+    {
+        foreach (var t in tasks)
+            if (t.Exception?.InnerException is { } e and not OperationCanceledException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
         var coverage = new FeatureCoverage(model.Features);
         foreach (var c in coverages) coverage.Add(c);
         stats.Coverage = coverage;
         stats.RowsScored += coverage.RowsScored;
         stats.RowsRejected += coverage.RowsRejected;
         stats.ReadSeconds += readTicks / (double)Stopwatch.Frequency;
-        stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency / workers;
+        stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency;
         stats.WriteSeconds += writeWatch.Elapsed.TotalSeconds;
         stats.TotalSeconds += total.Elapsed.TotalSeconds;
         return coverage;
     }
 
-    /// <summary>Opens the plan's feature source: a CSV file, or the party's warehouse feature table.</summary>
+    /// <summary>
+    /// Parallel parts (e.g. Parquet row groups): each worker takes the next part and reads and scores it with
+    /// buffers of its own (3 batches, so a worker ahead waits for the sink instead of holding everyone's buffers);
+    /// the calling thread hands the batches to the sink in (part, batch) order, so the output is the sequential one.
+    /// </summary>
+    static FeatureCoverage RunParts(PartialScorer scorer, IPartitionedFeatureSource source, Sink sink, ScoringRunResult stats,
+        int batchSize, int workers, Action<long>? progress)
+    {
+        var model = scorer.Model;
+        var total = Stopwatch.StartNew();
+        var done = new BlockingCollection<Work>();
+        using var cts = new CancellationTokenSource();
+        var ct = cts.Token;
+        var coverages = Enumerable.Range(0, workers).Select(_ => new FeatureCoverage(model.Features)).ToArray();
+        long readTicks = 0, scoreTicks = 0;
+        var nextPart = -1;
+        var tasks = Enumerable.Range(0, workers).Select(i => Task.Run(() =>
+        {
+            try { ReadAndScore(i); }
+            catch { cts.Cancel(); throw; } // the sink would wait forever for this worker's part
+        }, ct)).ToArray();
+        void ReadAndScore(int i)
+        {
+            var free = new BlockingCollection<Work>();
+            for (var k = 0; k < 3; k++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize) { Pool = free });
+            for (int part; (part = Interlocked.Increment(ref nextPart)) < source.PartCount;)
+            {
+                using var src = source.OpenPart(part);
+                for (var chunk = 0; ; chunk++)
+                {
+                    var w = free.Take(ct);
+                    w.Part = part;
+                    w.Seq = chunk;
+                    var t0 = Stopwatch.GetTimestamp();
+                    var more = src.ReadBatch(w.Batch);
+                    var t1 = Stopwatch.GetTimestamp();
+                    if (more) scorer.ScoreBatch(w.Batch.Columns, w.Batch.Count, w.Scores, w.Missing, coverages[i]);
+                    Interlocked.Add(ref readTicks, t1 - t0);
+                    Interlocked.Add(ref scoreTicks, Stopwatch.GetTimestamp() - t1);
+                    w.Last = !more;
+                    done.Add(w, ct);
+                    if (!more) break;
+                }
+            }
+        }
+        var closer = Task.WhenAll(tasks).ContinueWith(_ => done.CompleteAdding(), TaskScheduler.Default);
+
+        var pending = new Dictionary<(int, long), Work>();
+        var next = (Part: 0, Seq: 0L);
+        long rows = 0;
+        var writeWatch = new Stopwatch();
+        try
+        {
+            foreach (var w in done.GetConsumingEnumerable(ct))
+            {
+                pending[(w.Part, w.Seq)] = w;
+                while (pending.Remove(next, out var item))
+                {
+                    if (item.Last) next = (next.Part + 1, 0);
+                    else
+                    {
+                        writeWatch.Start();
+                        sink(item.Batch, item.Scores, item.Missing);
+                        writeWatch.Stop();
+                        rows += item.Batch.Count;
+                        next.Seq++;
+                        progress?.Invoke(rows);
+                    }
+                    item.Pool!.Add(item);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            try { closer.Wait(); } catch { /* reported below */ }
+            Summarize(model, tasks, coverages, stats, 0, 0, writeWatch, total); // throws the worker's error
+            throw;
+        }
+        catch
+        {
+            cts.Cancel();
+            try { closer.Wait(); } catch { /* the first error is the one to report */ }
+            throw;
+        }
+        closer.Wait();
+        return Summarize(model, tasks, coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+    }
+
+    /// <summary>Opens the plan's feature source: a Hive-layout Parquet table folder, a CSV file, or the party's warehouse feature table.</summary>
     public static IFeatureSource OpenSource(ScoringPlan plan, IWarehouse? warehouse) =>
-        plan.FeaturesIsFile
+        plan.FeaturesIsFolder
+            ? ParquetFeatureSource.OpenPartition(plan.Features, plan.Partition.Dt, plan.Partition.Hour, plan.Model.Features, plan.IdColumn)
+            : plan.FeaturesIsFile
             ? new CsvFeatureSource(plan.Features, plan.Model.Features, plan.IdColumn)
             : new WarehouseFeatureSource(warehouse ?? throw new BadInputException("a feature table needs --warehouse"), plan.Features, plan.Model.Features, plan.Partition);
 
@@ -185,7 +286,8 @@ public static class LocalEngine
     /// Runs the plan: partial scores to files in <paramref name="outDir"/> (data + manifest), or, when outDir is null,
     /// into the warehouse's fed_partial_scores[_hourly] partition (replaced in one transaction).
     /// </summary>
-    public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null)
+    public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null,
+        OutputFormat format = OutputFormat.Csv, int workers = 0)
     {
         var m = plan.Model;
         var stats = new ScoringRunResult { Engine = "local" };
@@ -206,12 +308,17 @@ public static class LocalEngine
 
         if (outDir != null)
         {
-            using var writer = new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount);
+            using IPartialScoreWriter writer = format switch
+            {
+                OutputFormat.Parquet => new HiveParquet.PartialScoreWriter(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                OutputFormat.Arrow => new ArrowPartialScores.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                _ => new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+            };
             var coverage = Run(scorer, source, (b, s, miss) =>
             {
                 for (var r = 0; r < b.Count; r++)
                     if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
-            }, stats, progress: Progress);
+            }, stats, workers: workers, progress: Progress);
             Finish(source, stats);
             var manifest = writer.Complete(new PartialScoreManifest
             {
@@ -219,10 +326,11 @@ public static class LocalEngine
                 Outputs = m.OutputCount, RowCount = 0, Sha256 = "", DataFile = "", ModelChecksum = m.Checksum,
                 Coverage = coverage.ToReport(), Rejected = stats.Rejected,
             });
-            stats.Output = Path.Combine(outDir, PartialScoreFiles.BaseName(m.ModelId, m.Version, m.PartyId, plan.Partition) + PartialScoreManifest.Suffix);
+            stats.Output = writer.Output;
             return stats;
         }
 
+        if (format != OutputFormat.Csv) throw new BadInputException($"--format {format.ToString().ToLowerInvariant()} needs --out DIR");
         var w = warehouse ?? throw new BadInputException("give --out DIR or a --warehouse to write partial scores to");
         if (!w.Dialect.SupportsTransactions)
             throw new BadInputException($"the local engine cannot write into a {w.Dialect.Name} warehouse; use --out DIR, or --engine spark-sql");

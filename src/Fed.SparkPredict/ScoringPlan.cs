@@ -8,6 +8,9 @@ namespace Fed.SparkPredict;
 
 /// <summary>A day partition, optionally one hour of it. dt is yyyy-MM-dd, hour 0..23 (stored as "HH").
 /// Both are validated here, so they may appear as literals in generated HiveQL/Spark SQL.</summary>
+/// <summary>What the local engine writes with --out DIR: CSV or Arrow IPC partial-score files (+ manifest), or Hive-layout Parquet partitions.</summary>
+public enum OutputFormat { Csv, Parquet, Arrow }
+
 public sealed partial record Partition(string Dt, int? Hour)
 {
     [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}$")] private static partial Regex DtPattern();
@@ -62,6 +65,8 @@ public sealed class ScoringPlan
         return set;
     }
 
+    /// <summary>A folder: a Hive table location with dt=D[/hour=H] subfolders of Parquet files.</summary>
+    public bool FeaturesIsFolder => Directory.Exists(Features);
     public bool FeaturesIsFile => Features.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) || Features.Contains('/') || File.Exists(Features);
     public string PartyId => Model.PartyId;
 

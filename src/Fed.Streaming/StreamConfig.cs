@@ -38,6 +38,9 @@ public abstract class StreamConfigBase
     [JsonPropertyName("metrics_file")] public string? MetricsFile { get; set; }
     /// <summary>How long a produce flush may take before the batch is retried, ms.</summary>
     [JsonPropertyName("produce_timeout_ms")] public int ProduceTimeoutMs { get; set; } = 30000;
+    /// <summary>On SIGTERM/SIGINT, the most time the worker takes to stop consuming, drain the work in flight, commit
+    /// its offsets and leave the group, ms. Whatever is not delivered by then is not committed, and is replayed.</summary>
+    [JsonPropertyName("shutdown_timeout_ms")] public int ShutdownTimeoutMs { get; set; } = 10000;
 
     public ConsumerConfig BuildConsumerConfig()
     {
@@ -77,6 +80,7 @@ public abstract class StreamConfigBase
         if (BatchWaitMs < 0 || BatchWaitMs > 10_000) throw new BadInputException($"{source}: batch_wait_ms must be 0..10000, got {BatchWaitMs}");
         if (MetricsIntervalMs < 0) throw new BadInputException($"{source}: metrics_interval_ms must be >= 0");
         if (ProduceTimeoutMs < 100) throw new BadInputException($"{source}: produce_timeout_ms must be >= 100");
+        if (ShutdownTimeoutMs < 500 || ShutdownTimeoutMs > 600_000) throw new BadInputException($"{source}: shutdown_timeout_ms must be 500..600000, got {ShutdownTimeoutMs}");
     }
 
     /// <summary>The dead-letter topic when none is configured.</summary>

@@ -113,6 +113,7 @@ public class FateImportTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void MissingDefaultsAreRecordedPerFeature()
     {
         var dir = TempDir();
@@ -123,11 +124,33 @@ public class FateImportTests
             "--party", "bank", "--parties", "bank,shop", "--model-id", "m", "--missing", "default:" + Path.Combine(dir, "fill.json"), "--out", Path.Combine(dir, "m.json"));
         Assert.True(code == 0, err);
         var m = ModelFile.Read(Path.Combine(dir, "m.json"));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(dir, "m.json")));
         Assert.Equal(MissingPolicyKind.Default, m.Missing.Kind);
         Assert.Equal([0.5, -2, 7.25], m.Missing.Defaults!);
         Assert.Equal("default:fill.json", m.Training["fate_missing"]);
         Assert.Equal(g.Weights[0], m.Weights[0]);
         Assert.Equal(g.Intercepts[0], m.Intercepts[0]);
+    }
+
+    /// <summary>FATE's min-max rule: range = upper - lower, replaced by 1 below 1e-6 (a constant column is only shifted).</summary>
+    [Fact]
+    public void MinMaxScaleOfAConstantColumnUsesFatesRangeOfOne()
+    {
+        var dir = TempDir();
+        var g = Party("g", 2, 1, 6, guest: true, seed: 4);
+        foreach (var row in g.Rows) row[1] = 3.5;
+        File.WriteAllBytes(Path.Combine(dir, "g.pb"), Lr(g).ToByteArray());
+        File.WriteAllBytes(Path.Combine(dir, "s.pb"), Scale(g, minMax: true).ToByteArray());
+        var (code, _, err) = RunFed("model", "import", "--from", "fate", "--in", Path.Combine(dir, "g.pb"), "--kind", "logistic", "--role", "guest",
+            "--party", "bank", "--parties", "bank,shop", "--model-id", "m", "--missing", "reject", "--scale", Path.Combine(dir, "s.pb"),
+            "--scale-clip", "assume-in-range", "--out", Path.Combine(dir, "m.json"));
+        Assert.True(code == 0, err);
+        var m = ModelFile.Read(Path.Combine(dir, "m.json"));
+        Assert.Equal(TransformKind.Standardize, m.Transform.Kind);
+        Assert.Equal([g.Lower[0], 3.5], m.Transform.Mean!);
+        Assert.Equal([g.Upper[0] - g.Lower[0], 1.0], m.Transform.Std!);
+        Assert.Equal("min-max", m.Training["fate_scale"]);
+        Assert.Equal("assume-in-range", m.Training["fate_scale_clip"]);
     }
 
     /// <summary>A Fed model written out in FATE's format (weights by header, intercept, its standardization as a

@@ -71,10 +71,19 @@ public static class ConvertCommands
                 new CliOption("dialect", "hive, sqlite or postgres", Default: "hive"),
                 new CliOption("model", "also the wide table and the feature tables of this party's model file"),
                 new CliOption("feature-table", "name of the party's feature table (with --model)", Default: "fed_features"),
+                new CliOption("location", "hive: instead, mount Fed's Parquet output folder DIR (CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION, MSCK REPAIR TABLE, ADD PARTITION)"),
             ],
             (a, o) =>
             {
                 var d = SqlDialect.Parse(a.Get("dialect"));
+                if (a.Opt("location") is { } location)
+                {
+                    if (d != SqlDialect.Hive) throw new BadInputException("--location mounts Parquet folders in Hive/Spark: use --dialect hive");
+                    var mount = Fed.SparkPredict.HiveParquet.MountStatements(location);
+                    if (o.Json) o.Result(new { ok = true, dialect = d.Name, statements = mount });
+                    else o.Out.Write(string.Join(";\n\n", mount) + ";\n");
+                    return 0;
+                }
                 var tables = StandardTables(a.Opt("model") is { } p ? ScoringModel.From(ModelFile.Read(p)) : null, a.Get("feature-table"));
                 var sql = string.Join("\n\n", tables.Select(t => d.CreateTable(t) + ";")) + "\n";
                 if (o.Json) o.Result(new { ok = true, dialect = d.Name, statements = tables.Select(d.CreateTable).ToArray() });

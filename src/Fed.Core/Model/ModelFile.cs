@@ -71,7 +71,10 @@ public static class ModelFile
         var tmp = full + $".tmp-{Environment.ProcessId}";
         try
         {
-            File.WriteAllText(tmp, Serialize(stamped, indented: true));
+            // Owner-only (0600) from creation: a model is one party's private weights.
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            using (var w = new StreamWriter(tmp, new UTF8Encoding(false), options)) w.Write(Serialize(stamped, indented: true));
             File.Move(tmp, full, overwrite: true);
         }
         finally

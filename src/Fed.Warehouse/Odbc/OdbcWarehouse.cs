@@ -11,8 +11,14 @@ namespace Fed.Warehouse.Odbc;
 /// guessed: it decides quoting, types and whether transactions exist. Values are bound as typed '?' parameters
 /// (doubles as SQL_DOUBLE, so no digits are lost); statements are prepared once per SQL text and reused.
 /// </summary>
-public sealed class OdbcWarehouse : IWarehouse
+public sealed partial class OdbcWarehouse : IWarehouse
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?i)\b(pwd|password)\s*=\s*(\{[^}]*\}|[^;]*)")]
+    private static partial System.Text.RegularExpressions.Regex PasswordPattern();
+
+    /// <summary>Text with any Pwd=/Password= value replaced by ***: connection strings and driver messages that echo them.</summary>
+    public static string Redact(string text) => PasswordPattern().Replace(text, "$1=***");
+
     readonly Ado.OdbcConnection _connection;
     readonly Dictionary<string, Ado.OdbcCommand> _commands = new(StringComparer.Ordinal);
     Ado.OdbcTransaction? _tx;
@@ -21,10 +27,10 @@ public sealed class OdbcWarehouse : IWarehouse
     {
         // The SQLite3 driver reads doubles through 15-digit text; its dialect variant reads them exactly.
         Dialect = dialect == SqlDialect.Sqlite ? SqlDialect.SqliteOverOdbc : dialect;
-        Description = $"odbc:{dialect.Name}:{OdbcConnection.Redact(connectionString)}";
+        Description = $"odbc:{dialect.Name}:{Redact(connectionString)}";
         _connection = new Ado.OdbcConnection(connectionString);
         try { _connection.Open(); }
-        catch (Ado.OdbcException e) { _connection.Dispose(); throw new FedFailureException($"cannot connect to {Description}: {e.Message}", e); }
+        catch (Ado.OdbcException e) { _connection.Dispose(); throw new FedFailureException($"cannot connect to {Description}: {Redact(e.Message)}", e); }
     }
 
     public SqlDialect Dialect { get; }
@@ -135,9 +141,21 @@ public sealed class OdbcWarehouse : IWarehouse
         public bool Read() => r.Read();
         public int FieldCount => r.FieldCount;
         public string GetName(int i) => r.GetName(i);
-        public bool IsNull(int i) => r.IsDBNull(i);
+        public bool IsNull(int i) => Value(i) is DBNull;
 
-        public double GetDouble(int i) => r.GetValue(i) switch
+        // GetValue maps the column's SQL type first, and System.Data.Odbc knows no type for some drivers' columns
+        // (the SQLite3 driver reports BIGINT as -25): then the typed getter asks the driver to convert.
+        object Value(int i)
+        {
+            try { return r.GetValue(i); }
+            catch (ArgumentException)
+            {
+                try { return r.GetString(i); }
+                catch (Exception e) when (e is InvalidCastException or System.Data.SqlTypes.SqlNullValueException) { return DBNull.Value; }
+            }
+        }
+
+        public double GetDouble(int i) => Value(i) switch
         {
             double d => d,
             float f => f,
@@ -146,7 +164,7 @@ public sealed class OdbcWarehouse : IWarehouse
             var o => Convert.ToDouble(o, CultureInfo.InvariantCulture),
         };
 
-        public long GetInt64(int i) => r.GetValue(i) switch
+        public long GetInt64(int i) => Value(i) switch
         {
             long l => l,
             int n => n,
@@ -158,7 +176,7 @@ public sealed class OdbcWarehouse : IWarehouse
             var o => Convert.ToInt64(o, CultureInfo.InvariantCulture),
         };
 
-        public string GetString(int i) => r.GetValue(i) switch
+        public string GetString(int i) => Value(i) switch
         {
             string s => s,
             double d => d.ToString("R", CultureInfo.InvariantCulture),

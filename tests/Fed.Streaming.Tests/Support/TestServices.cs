@@ -100,7 +100,11 @@ public static class TestServices
     /// starts, and proves it got there: a partition counts as read only when its last message before the end offset
     /// was consumed. Throws if that does not happen within the timeout. "Nothing" read here means the topic was empty.
     /// </summary>
-    public static List<(string? Key, string Value)> ReadToEnd(string topic, int partitions, TimeSpan? timeout = null)
+    public static List<(string? Key, string Value)> ReadToEnd(string topic, int partitions, TimeSpan? timeout = null) =>
+        ReadRecords(topic, partitions, timeout).Select(r => (r.Key, r.Value)).ToList();
+
+    /// <summary><see cref="ReadToEnd"/> with each message's partition and offset.</summary>
+    public static List<(int Partition, long Offset, string? Key, string Value)> ReadRecords(string topic, int partitions, TimeSpan? timeout = null)
     {
         KafkaNative.Ensure();
         var cfg = new ConsumerConfig(OldBrokerKafka()) { GroupId = "reader-" + Guid.NewGuid().ToString("N"), EnableAutoCommit = false };
@@ -111,7 +115,7 @@ public static class TestServices
             var w = c.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10));
             if (w.High.Value > w.Low.Value) ends[p] = w.High.Value;
         }
-        var list = new List<(string?, string)>();
+        var list = new List<(int, long, string?, string)>();
         if (ends.Count == 0) { c.Close(); return list; }
         c.Assign(ends.Keys.Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
         var limit = timeout ?? TimeSpan.FromSeconds(30);
@@ -122,11 +126,22 @@ public static class TestServices
                 throw new TimeoutException($"{topic}: partitions {string.Join(", ", ends.Keys)} not read to their end offsets ({string.Join(", ", ends.Values)}) within {limit.TotalSeconds} s");
             var r = c.Consume(100);
             if (r is null || !ends.TryGetValue(r.Partition.Value, out var end) || r.Offset.Value >= end) continue;
-            list.Add((r.Message.Key, r.Message.Value));
+            list.Add((r.Partition.Value, r.Offset.Value, r.Message.Key, r.Message.Value));
             if (r.Offset.Value + 1 >= end) ends.Remove(r.Partition.Value);
         }
         c.Close();
         return list;
+    }
+
+    /// <summary>The offsets a consumer group has committed on a topic, by partition (0 where none).</summary>
+    public static Dictionary<int, long> Committed(string group, string topic, int partitions)
+    {
+        KafkaNative.Ensure();
+        var cfg = new ConsumerConfig(OldBrokerKafka()) { GroupId = group, EnableAutoCommit = false };
+        using var c = new ConsumerBuilder<Ignore, Ignore>(cfg).Build();
+        var got = c.Committed(Enumerable.Range(0, partitions).Select(p => new TopicPartition(topic, p)), TimeSpan.FromSeconds(10));
+        c.Close();
+        return got.ToDictionary(t => t.Partition.Value, t => t.Offset == Offset.Unset ? 0 : t.Offset.Value);
     }
 
     public static ConnectionMultiplexer ConnectRedis() => ConnectionMultiplexer.Connect(Redis + ",abortConnect=false");
