@@ -226,9 +226,10 @@ public static class CliApp
         {
             var (exit, code) = ErrorCodes.Of(e);
             var where = cmd is null ? "fed" : $"fed {cmd.Path}";
-            var message = e is FedException or IOException or UnauthorizedAccessException
+            // An error quoting a connection string never shows its password.
+            var message = Fed.Core.Security.Secrets.Redact(e is FedException or IOException or UnauthorizedAccessException
                 ? e.Message
-                : $"internal error: {e.Message}";
+                : $"internal error: {e.Message}");
             stderr.WriteLine($"{where}: error: {ErrorText.Cut(message, 2000)}");
             if (code == "internal_error")
             {
@@ -251,7 +252,7 @@ public static class CliApp
             o.Remove("ok");
             o.Insert(0, "ok", ok);
         }
-        output.Out.WriteLine(node?.ToJsonString(JsonOptions) ?? "null");
+        output.Out.WriteLine(Fed.Core.Security.Secrets.Redact(node?.ToJsonString(JsonOptions) ?? "null"));
         return code;
     }
 

@@ -164,7 +164,7 @@ public sealed class AllPaths : IAsyncLifetime
             url[p] = $"http://127.0.0.1:{LoopbackPorts.Free()}";
             var cfg = new JsonObject
             {
-                ["listen"] = url[p], ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
+                ["listen"] = url[p], ["insecure_plaintext"] = true, ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
                 ["callers"] = new JsonObject { ["initiator"] = new JsonObject { ["key"] = key[p] } },
             };
             Start("serve-" + p, ["serve", "party", "--config", Config("serve-" + p, cfg)]);
@@ -172,7 +172,7 @@ public sealed class AllPaths : IAsyncLifetime
         var initiatorUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var icfg = new JsonObject
         {
-            ["listen"] = initiatorUrl, ["party_id"] = "guest", ["caller_id"] = "initiator", ["warehouse"] = Wh("guest"), ["redis"] = redis, ["log"] = "none",
+            ["listen"] = initiatorUrl, ["insecure_plaintext"] = true, ["party_id"] = "guest", ["caller_id"] = "initiator", ["warehouse"] = Wh("guest"), ["redis"] = redis, ["log"] = "none",
             ["parties"] = new JsonArray([.. Parties.Select(p => (JsonNode)new JsonObject { ["party_id"] = p, ["url"] = url[p], ["key"] = key[p], ["timeout_ms"] = 5000 })]),
             ["callers"] = new JsonObject { ["app"] = new JsonObject { ["key"] = key["app"] } },
         };
@@ -261,7 +261,7 @@ public sealed class AllPaths : IAsyncLifetime
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            try { using var r = await http.GetAsync(baseUrl + "/readyz"); if (r.IsSuccessStatusCode) return; }
+            try { using var r = await http.GetAsync(baseUrl + "/healthz"); if (r.IsSuccessStatusCode) return; } // /readyz needs a signed caller
             catch (HttpRequestException) { }
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{baseUrl}/readyz not ready in 30 s; logs in {_dir}");
             await Task.Delay(100);

@@ -76,8 +76,8 @@ public sealed class CrossPathTests(AllPaths run) : IClassFixture<AllPaths>
         // partial-score manifest
         "model_id", "version", "party", "dt", "hour", "outputs", "row_count", "sha256", "data_file", "model_checksum", "coverage", "rejected", "written_at",
         "rows_seen", "rows_scored", "rows_rejected", "completeness", "missing_by_feature", "defaulted_by_feature", "sample_id", "feature",
-        // Kafka partial score
-        "request_id", "scores", "event_time", "checksum",
+        // Kafka partial score (mac: its party's HMAC, docs/streaming.md)
+        "request_id", "scores", "event_time", "checksum", "mac",
         // online answer
         "mode", "results", "status", "missing_features",
     ];
