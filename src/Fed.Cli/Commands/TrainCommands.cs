@@ -36,12 +36,13 @@ public static class TrainCommands
             {
                 var options = Options(a);
                 var parties = a.Pairs("party").Select(p => new LocalParty(p.Key, p.Value)).ToList();
+                using var bar = o.Bar("training", options.MaxIter, "epochs");
                 var r = LocalTraining.RunAsync(parties, a.Get("id-column"), a.Get("label-column"), options, a.Get("psi"), a.Get("out"),
-                    o.Progress).GetAwaiter().GetResult();
+                    o.Lines(bar, @"^guest: epoch (?<done>\d+)/\d+ (?<note>loss \S+)")).GetAwaiter().GetResult();
+                bar.Dispose();
                 o.Say($"trained {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason}), intersection {r.Guest.Intersection}");
                 foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
                 o.Say($"  report: {r.ReportPath}");
-                if (!o.Json) o.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(r.Summary));
                 o.Result(r.Summary);
                 return 0;
             }),

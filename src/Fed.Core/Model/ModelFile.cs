@@ -35,15 +35,24 @@ public static class ModelFile
     static PartialModel Parse(string json, string source, bool requireChecksum)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16 }); }
+        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16, AllowDuplicateProperties = false }); }
+        catch (JsonException e) when (System.Text.RegularExpressions.Regex.Match(e.Message, "^Duplicate property '([^']*)'") is { Success: true } dup)
+        {
+            // Last-one-wins would silently pick a value: a key given twice is refused.
+            throw new ModelFormatException(source, dup.Groups[1].Value, "the key is given twice in one object; keep exactly one", e);
+        }
         catch (JsonException e)
         {
-            throw new ModelFormatException(source, $"(json, line {e.LineNumber + 1})", $"not valid JSON: {e.Message}", e);
+            throw new ModelFormatException(source, e.LineNumber is { } line ? $"(json, line {line + 1})" : "(json)", $"not valid JSON: {ErrorText.Cut(e.Message)}", e);
         }
         using (doc)
         {
-            var unstamped = !requireChecksum && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            var noChecksum = doc.RootElement.ValueKind == JsonValueKind.Object && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            if (requireChecksum && noChecksum)
+                throw new ModelFormatException(source, "checksum", "missing: a file from another exporter is validated and stamped with 'fed model stamp --in FILE --out STAMPED.json'");
+            var unstamped = !requireChecksum && noChecksum;
             var model = new Reader(source) { SkipChecksum = unstamped }.ReadModel(doc.RootElement);
+            Scoring.ScoringModel.From(model, source); // the scoring space must be finite too
             if (unstamped) return model;
             var expected = ComputeChecksum(model);
             if (!string.Equals(model.Checksum, expected, StringComparison.Ordinal))
@@ -96,7 +105,7 @@ public static class ModelFile
             catch (ArgumentException e) { throw new ModelFormatException(source, "weights", "not a finite number: " + e.Message, e); }
         }
         using var doc = JsonDocument.Parse(ms.ToArray());
-        new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement);
+        Scoring.ScoringModel.From(new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement), source);
     }
 
     static PartialModel CopyWithChecksum(PartialModel m, string checksum) => new()
