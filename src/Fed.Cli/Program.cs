@@ -10,5 +10,6 @@ IReadOnlyList<CliCommand> commands =
     .. StreamCommands.All,
     .. PredictCommands.All,
     .. TrainCommands.All,
+    .. HorizontalCommands.All,
 ];
 return CliApp.Run(args, commands);
