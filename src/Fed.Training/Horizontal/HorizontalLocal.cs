@@ -100,7 +100,7 @@ public static class HorizontalLocal
                 nets[aggNames[a]].Connect(groups[a].Append(Wire.DefaultCoordinator).Select(Ep));
                 foreach (var c in groups[a]) nets[c].Connect([Ep(aggNames[a])]);
             }
-            foreach (var m in nets.Values) m.Tap = tap;
+            foreach (var m in nets.Values) { m.Tap = tap; probe?.Started?.Invoke(m.Self, m); }
             var coordinator = Guarded(nets[Wire.DefaultCoordinator], () => new CoordinatorRole(nets[Wire.DefaultCoordinator], aggNames, options, log).RunAsync(ct));
             var aggTasks = aggNames.Select((a, i) => Guarded(nets[a], () => new AggregatorRole(nets[a], groups[i], Wire.DefaultCoordinator, log, probe).RunAsync(ct))).ToList();
             var clientTasks = names.Select((c, i) =>

@@ -15,6 +15,8 @@ public sealed class HorizontalProbe
     public Action<string, string, UInt128[]>? GroupSum { get; set; }
     /// <summary>(client, round) before the client computes its update; a test may "kill" the client here.</summary>
     public Func<string, int, Task>? BeforeUpdate { get; set; }
+    /// <summary>(party, its endpoint) once the local runner started it; a test can take an endpoint down.</summary>
+    public Action<string, IMessenger>? Started { get; set; }
 }
 
 /// <summary>What a client ends with.</summary>
