@@ -94,11 +94,24 @@ public sealed class PairwiseMasker
 
     public IReadOnlyCollection<string> Peers => pairKeys.Keys;
 
+    static readonly AsyncLocal<bool> benchmarkWithoutMasks = new();
+
+    /// <summary>The benchmark's same-run baseline only: the same protocol with the masks left out. In-process and
+    /// internal (no option, config or message can turn masking off).</summary>
+    internal static IDisposable WithoutMasksForBenchmark()
+    {
+        benchmarkWithoutMasks.Value = true;
+        return new Undo(() => benchmarkWithoutMasks.Value = false);
+    }
+
+    sealed class Undo(Action undo) : IDisposable { public void Dispose() => undo(); }
+
     /// <summary>values + sum over live peers j of (+/-) PRG(k_ij, step, attempt). The result is uniformly random to
     /// anyone lacking a pair key unless this member is the only live one.</summary>
     public UInt128[] Mask(UInt128[] values, string step, int attempt, IReadOnlyCollection<string> live)
     {
         var masked = (UInt128[])values.Clone();
+        if (benchmarkWithoutMasks.Value) return masked;
         var stream = new UInt128[values.Length];
         foreach (var peer in live)
         {
