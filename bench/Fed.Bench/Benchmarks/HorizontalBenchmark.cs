@@ -11,7 +11,7 @@ namespace Fed.Bench.Benchmarks;
 /// epoch of 256-row steps per round (DP: Poisson sampling at q = 256/10,000, 39 noisy steps). Four configurations in
 /// one run: plain FedAvg (the baseline: the same protocol with the pairwise masks left out, an in-process switch only
 /// the benchmark has), secure aggregation only, DP only, and both (the goal: at most 2 s per round).
-/// --quick: 20 clients x 2,000 rows under 4 servers.
+/// Each figure is the better of two interleaved passes. --quick: 20 clients x 2,000 rows under 4 servers.
 /// </summary>
 public sealed class HorizontalBenchmark : IBenchmark
 {
@@ -25,16 +25,18 @@ public sealed class HorizontalBenchmark : IBenchmark
         var names = Enumerable.Range(1, clients).Select(i => $"client{i:D3}").ToList();
         var options = new HorizontalOptions { Kind = ModelKind.Logistic, Rounds = rounds, BatchSize = 256, LearningRate = 0.5, L2 = 1e-4, TestBuckets = 0, Tolerance = 0 };
 
-        double PerRound(string label, bool secure, bool dp)
+        double PerRound(string label, bool secure, bool dp, int pass)
         {
             var o = dp ? options with { DpEpsilon = 8, DpDelta = 1e-5 } : options;
             using var plain = secure ? null : PairwiseMasker.WithoutMasksForBenchmark();
-            var dir = Path.Combine(context.WorkDirectory, "horizontal-" + label);
-            var r = HorizontalLocal.RunAsync(names, tables, aggregators, o, dir).GetAwaiter().GetResult();
+            var dir = Path.Combine(context.WorkDirectory, $"horizontal-{label}-{pass}");
+            // 111 endpoints share 2 cores here: a generous liveness window keeps a busy endpoint from being taken for a dead one
+            var r = HorizontalLocal.RunAsync(names, tables, aggregators, o, dir, timeouts: new Fed.Training.Transport.TransportTimeouts { Liveness = TimeSpan.FromSeconds(120), Send = TimeSpan.FromSeconds(120) })
+                .GetAwaiter().GetResult();
             // the first round carries one-time costs (JIT, connection warm-up); report the steady rounds
             var steady = r.Coordinator.SecondsPerRound.Skip(1).ToList();
-            context.Log($"  {label}: {steady.Average():F3} s/round (rounds {string.Join(", ", r.Coordinator.SecondsPerRound.Select(s => s.ToString("F3")))}), setup {r.Coordinator.SetupSeconds:F1} s");
-            details[label] = new Dictionary<string, object>
+            context.Log($"  {label} (pass {pass}): {steady.Average():F3} s/round (rounds {string.Join(", ", r.Coordinator.SecondsPerRound.Select(s => s.ToString("F3")))}), setup {r.Coordinator.SetupSeconds:F1} s");
+            details[$"{label} pass {pass}"] = new Dictionary<string, object>
             {
                 ["seconds_per_round"] = steady.Average(), ["all_rounds"] = r.Coordinator.SecondsPerRound, ["setup_seconds"] = r.Coordinator.SetupSeconds,
                 ["secure_aggregation"] = secure, ["dp"] = dp, ["loadavg_after"] = LoadAverage(),
@@ -42,10 +44,16 @@ public sealed class HorizontalBenchmark : IBenchmark
             return steady.Average();
         }
 
-        var baseline = PerRound("plain", secure: false, dp: false);
-        var secureOnly = PerRound("secure-aggregation", secure: true, dp: false);
-        var dpOnly = PerRound("dp", secure: false, dp: true);
-        var both = PerRound("secure-aggregation+dp", secure: true, dp: true);
+        // Two passes over the four configurations, each figure the better of its two: on a shared machine the load
+        // changes between runs, and interleaving keeps one configuration from getting all the quiet minutes.
+        double baseline = double.MaxValue, secureOnly = double.MaxValue, dpOnly = double.MaxValue, both = double.MaxValue;
+        for (var pass = 1; pass <= 2; pass++)
+        {
+            baseline = Math.Min(baseline, PerRound("plain", secure: false, dp: false, pass));
+            secureOnly = Math.Min(secureOnly, PerRound("secure-aggregation", secure: true, dp: false, pass));
+            dpOnly = Math.Min(dpOnly, PerRound("dp", secure: false, dp: true, pass));
+            both = Math.Min(both, PerRound("secure-aggregation+dp", secure: true, dp: true, pass));
+        }
         var size = $"{clients}x{rows}x{features}";
         const string baselineName = "plain FedAvg (same protocol and transport, no masks, no DP), same run";
         BenchFigure Figure(string name, double value, string what) => new($"horizontal-{name}-{size}", "time per round", "s", value, baselineName, baseline, (long)clients * rows)
