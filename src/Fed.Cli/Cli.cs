@@ -77,7 +77,7 @@ public sealed class CliOutput(bool json, TextWriter stdout, TextWriter stderr)
     /// <summary>Progress and notes for people: always on stderr.</summary>
     public void Progress(string line) => Err.WriteLine(line);
     /// <summary>The command's result: printed as JSON with --json.</summary>
-    public void Result(object result) { if (Json) Out.WriteLine(JsonSerializer.Serialize(result, Options)); }
+    public void Result(object result) { if (Json) Out.WriteLine(Fed.Core.Security.Secrets.Redact(JsonSerializer.Serialize(result, Options))); }
 }
 
 public static class CliApp
@@ -155,6 +155,7 @@ public static class CliApp
 
     static int Fail(CliOutput output, CliCommand cmd, string message, int code, string type)
     {
+        message = Fed.Core.Security.Secrets.Redact(message); // an error quoting a connection string never shows its password
         output.Err.WriteLine($"fed {cmd.Path}: error: {message}");
         if (output.Json)
             output.Out.WriteLine(JsonSerializer.Serialize(new { ok = false, exit_code = code, error = message, error_type = type }));

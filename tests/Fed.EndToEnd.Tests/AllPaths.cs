@@ -172,7 +172,7 @@ public abstract class AllPaths(string sample, string[] parties) : IAsyncLifetime
             url[p] = $"http://127.0.0.1:{LoopbackPorts.Free()}";
             var cfg = new JsonObject
             {
-                ["listen"] = url[p], ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
+                ["listen"] = url[p], ["insecure_plaintext"] = true, ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
                 ["callers"] = new JsonObject { ["initiator"] = new JsonObject { ["key"] = key[p] } },
             };
             Start("serve-" + p, ["serve", "party", "--config", Config("serve-" + p, cfg)]);
@@ -180,7 +180,7 @@ public abstract class AllPaths(string sample, string[] parties) : IAsyncLifetime
         var initiatorUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var icfg = new JsonObject
         {
-            ["listen"] = initiatorUrl, ["party_id"] = Initiator, ["caller_id"] = "initiator", ["warehouse"] = Wh(Initiator), ["redis"] = redis, ["log"] = "none",
+            ["listen"] = initiatorUrl, ["insecure_plaintext"] = true, ["party_id"] = Initiator, ["caller_id"] = "initiator", ["warehouse"] = Wh(Initiator), ["redis"] = redis, ["log"] = "none",
             ["parties"] = new JsonArray([.. Parties.Select(p => (JsonNode)new JsonObject { ["party_id"] = p, ["url"] = url[p], ["key"] = key[p], ["timeout_ms"] = 5000 })]),
             ["callers"] = new JsonObject { ["app"] = new JsonObject { ["key"] = key["app"] } },
         };
@@ -269,7 +269,7 @@ public abstract class AllPaths(string sample, string[] parties) : IAsyncLifetime
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            try { using var r = await http.GetAsync(baseUrl + "/readyz"); if (r.IsSuccessStatusCode) return; }
+            try { using var r = await http.GetAsync(baseUrl + "/healthz"); if (r.IsSuccessStatusCode) return; } // /readyz needs a signed caller
             catch (HttpRequestException) { }
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{baseUrl}/readyz not ready in 30 s; logs in {_dir}");
             await Task.Delay(100);

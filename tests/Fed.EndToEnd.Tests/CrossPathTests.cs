@@ -77,8 +77,8 @@ public abstract class CrossPathChecks<T>(T run) : IClassFixture<T> where T : All
         // partial-score manifest
         "model_id", "version", "party", "dt", "hour", "outputs", "row_count", "sha256", "data_file", "model_checksum", "coverage", "rejected", "written_at",
         "rows_seen", "rows_scored", "rows_rejected", "completeness", "missing_by_feature", "defaulted_by_feature", "sample_id", "feature",
-        // Kafka partial score
-        "request_id", "scores", "event_time", "checksum", "mac", // mac: the party's HMAC over the message (a base64 string, no number)
+        // Kafka partial score (mac: its party's HMAC, docs/streaming.md)
+        "request_id", "scores", "event_time", "checksum", "mac",
         // online answer
         "mode", "results", "status", "missing_features",
     ];

@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using Fed.Core;
 using Fed.Core.Model;
 using Fed.Training.Protocol;
@@ -57,17 +56,13 @@ public static class TrainCommands
                 o.Result(new { ok = true, party = c.Party, role = c.Role, stop_reason = r.StopReason, losses = r.Losses });
                 return 0;
             }),
-        new("train cert", "Create a party's self-signed TLS certificate (PKCS#12) and print its SHA-256 pin for the peers' configs",
-            [new CliOption("party", "party name", Required: true), new CliOption("out", "PKCS#12 file to write", Required: true)],
-            (a, o) =>
-            {
-                using var cert = PartyCertificates.Create(Identifiers.PartyId(a.Get("party")));
-                File.WriteAllBytes(a.Get("out"), cert.Export(X509ContentType.Pkcs12));
-                var pin = PartyCertificates.Pin(cert);
-                o.Say(pin);
-                o.Result(new { ok = true, party = a.Get("party"), certificate = a.Get("out"), cert_sha256 = pin });
-                return 0;
-            }),
+        new("train cert", "Create a party's self-signed TLS certificate (PKCS#12, mode 0600) and print its SHA-256 pin for the peers' configs",
+            [
+                new CliOption("party", "party name", Required: true), new CliOption("out", "PKCS#12 file to write (mode 0600)", Required: true),
+                new CliOption("password-env", "encrypt the PKCS#12 with the password in this environment variable"),
+                new CliOption("password-file", "encrypt the PKCS#12 with the password in this file (mode 0600)"),
+            ],
+            (a, o) => ServeCommands.WriteCertificate(Identifiers.PartyId(a.Get("party")), a, o, days: 30)),
     ];
 
     static TrainOptions Options(CliArgs a)

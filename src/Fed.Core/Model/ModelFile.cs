@@ -57,21 +57,8 @@ public static class ModelFile
     public static PartialModel Write(PartialModel model, string path)
     {
         var stamped = Stamp(model);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".tmp-{Environment.ProcessId}";
-        try
-        {
-            // Owner-only (0600) from creation: a model is one party's private weights.
-            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using (var w = new StreamWriter(tmp, new UTF8Encoding(false), options)) w.Write(Serialize(stamped, indented: true));
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        // Weights are a party's secret: mode 0600 from the first byte.
+        Security.SecretFiles.Write(path, Serialize(stamped, indented: true));
         return stamped;
     }
 
