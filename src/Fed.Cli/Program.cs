@@ -16,6 +16,7 @@ namespace Fed.Cli
             .. StreamCommands.All,
             .. PredictCommands.All,
             .. TrainCommands.All,
+            .. HorizontalCommands.All,
         ];
     }
 }

@@ -47,9 +47,11 @@ public static class TrainCommands
                 return 0;
             }),
         new("train party", "Run one party (guest, host or arbiter) of a federated training as its own process",
-            [new CliOption("config", "party.json (see docs/training.md)", Required: true)],
+            [new CliOption("config", "party.json (see docs/training.md)", Required: true),
+             new CliOption("role", "client | aggregator | coordinator: a horizontal role (docs/horizontal.md); vertical roles come from the config")],
             (a, o) =>
             {
+                if (a.Opt("role") is { } role) return HorizontalCommands.RunParty(role, a, o);
                 var c = PartyConfig.Load(a.Get("config"));
                 var r = PartyRunner.RunAsync(c, o.Progress).GetAwaiter().GetResult();
                 o.Say($"{c.Party}: training finished ({r.StopReason}){(r.Model is null ? "" : $", model written to {Path.Combine(c.Out!, c.Party + ".model.json")}")}");
