@@ -84,9 +84,9 @@ public class JsonContractTests
             (["predict", "lookup", "--redis", redis, "--model-id", "breast_cancer_lr", "--sample-id", "br000357"],
                 "model_id version sample_id predict_value predicted_class probabilities dt hour source written_at"),
             (["model", "rollback", "--model-id", "breast_cancer_lr", "--warehouse", wh], "ERROR bad_input"),
-            (["train", "cert", "--party", "guest", "--out", h.Path("guest.p12")], "party certificate cert_sha256"),
+            (["train", "cert", "--party", "guest", "--out", h.Path("guest.p12")], "name certificate cert_sha256 encrypted"),
             (["train", "local", "--kind", "logistic", "--party", "guest=" + Path.Combine(s, "guest.csv"), "--party", "host=" + Path.Combine(s, "host.csv"),
-              "--out", h.Path("trained"), "--key-bits", "1024", "--max-iter", "2"],
+              "--out", h.Path("trained"), "--key-bits", "1024", "--insecure-test-key-bits", "--max-iter", "2"],
                 "kind model_id version intersection epochs stop_reason final_loss loss_per_epoch seconds models"),
             (["train", "party", "--config", h.Path("none.json")], "ERROR bad_input"),
             (["serve", "party", "--config", h.Path("none.json")], "ERROR bad_input"),
@@ -127,7 +127,7 @@ public class JsonContractTests
         var h = new Harness();
         var s = Harness.Samples;
         var r = h.Fed("train", "local", "--kind", "logistic", "--party", "guest=" + Path.Combine(s, "guest.csv"), "--party", "host=" + Path.Combine(s, "host.csv"),
-            "--out", h.Path("trained"), "--key-bits", "1024", "--max-iter", "1");
+            "--out", h.Path("trained"), "--key-bits", "1024", "--insecure-test-key-bits", "--max-iter", "1");
         Assert.True(r.Code == 0, r.ToString());
         Assert.DoesNotContain("{", r.Out);
         Assert.Contains("trained logistic model", r.Out);

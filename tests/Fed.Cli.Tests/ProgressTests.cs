@@ -8,7 +8,7 @@ public class ProgressTests
 {
     static string[] Train(Harness h, string outDir) =>
         ["train", "local", "--kind", "logistic", "--party", "guest=" + Path.Combine(Harness.Samples, "guest.csv"),
-         "--party", "host=" + Path.Combine(Harness.Samples, "host.csv"), "--out", h.Path(outDir), "--key-bits", "1024", "--max-iter", "2"];
+         "--party", "host=" + Path.Combine(Harness.Samples, "host.csv"), "--out", h.Path(outDir), "--key-bits", "1024", "--insecure-test-key-bits", "--max-iter", "2"];
 
     /// <summary>Runs fed under a pseudo-terminal (util-linux `script`), as a person at a terminal would.</summary>
     static string OnTerminal(Harness h, string[] args)
