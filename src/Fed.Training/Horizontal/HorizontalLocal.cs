@@ -101,23 +101,17 @@ public static class HorizontalLocal
                 foreach (var c in groups[a]) nets[c].Connect([Ep(aggNames[a])]);
             }
             foreach (var m in nets.Values) { m.Tap = tap; probe?.Started?.Invoke(m.Self, m); }
-            var coordinator = Guarded(nets[Wire.DefaultCoordinator], () => new CoordinatorRole(nets[Wire.DefaultCoordinator], aggNames, options, log).RunAsync(ct));
-            var aggTasks = aggNames.Select((a, i) => Guarded(nets[a], () => new AggregatorRole(nets[a], groups[i], Wire.DefaultCoordinator, log, probe).RunAsync(ct))).ToList();
+            var coordinator = LocalTraining.Guarded(nets[Wire.DefaultCoordinator], () => new CoordinatorRole(nets[Wire.DefaultCoordinator], aggNames, options, log).RunAsync(ct));
+            var aggTasks = aggNames.Select((a, i) => LocalTraining.Guarded(nets[a], () => new AggregatorRole(nets[a], groups[i], Wire.DefaultCoordinator, log, probe).RunAsync(ct))).ToList();
             var clientTasks = names.Select((c, i) =>
             {
                 var agg = aggNames[groups.FindIndex(g => g.Contains(c))];
-                return Guarded(nets[c], () => new ClientRole(nets[c], tables[i], agg, log, probe).RunAsync(ct));
+                return LocalTraining.Guarded(nets[c], () => new ClientRole(nets[c], tables[i], agg, log, probe).RunAsync(ct));
             }).ToList();
             var core = new List<Task> { coordinator };
             core.AddRange(aggTasks);
             try { await Task.WhenAll(core); }
-            catch
-            {
-                var errors = core.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToList();
-                var root = errors.FirstOrDefault(e => !e.Message.Contains("stopped:")) ?? errors[0];
-                if (root is FedException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(root);
-                throw new FedFailureException($"training failed: {root.Message}", root);
-            }
+            catch { LocalTraining.ThrowRootCause(core); }
             // Clients that dropped out end with an error; every other client finished with the model.
             await Task.WhenAll(clientTasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
             var dropped = aggTasks.SelectMany(t => t.Result.Dropped.Select(d => d.Client)).ToHashSet();
@@ -141,17 +135,6 @@ public static class HorizontalLocal
         finally
         {
             await Task.WhenAll(nets.Values.Select(m => m.DisposeAsync().AsTask()));
-        }
-    }
-
-    /// <summary>Runs a role; on failure tells its peers (so they stop instead of waiting) and rethrows.</summary>
-    public static async Task<T> Guarded<T>(IMessenger net, Func<Task<T>> run)
-    {
-        try { return await Task.Run(run); }
-        catch (Exception e)
-        {
-            await net.AbortAsync(e.Message);
-            throw;
         }
     }
 

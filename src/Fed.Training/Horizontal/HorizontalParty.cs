@@ -111,7 +111,7 @@ public static class HorizontalParty
         switch (role)
         {
             case "coordinator":
-                var co = await HorizontalLocal.Guarded(net, () => new CoordinatorRole(net, c.Aggregators, options!, log).RunAsync(ct));
+                var co = await LocalTraining.Guarded(net, () => new CoordinatorRole(net, c.Aggregators, options!, log).RunAsync(ct));
                 var path = Path.GetFullPath(Path.Combine(c.Out!, $"{HorizontalModel.Party}.model.json"));
                 ModelFile.Write(co.Model, path);
                 TrainingReport.Write(c.Out!, new Dictionary<string, object?>
@@ -122,11 +122,11 @@ public static class HorizontalParty
                 result = new { ok = true, role, party = c.Name, rounds = co.Rounds, stop_reason = co.StopReason, model = path };
                 break;
             case "aggregator":
-                var ag = await HorizontalLocal.Guarded(net, () => new AggregatorRole(net, c.Clients, c.Coordinator, log).RunAsync(ct));
+                var ag = await LocalTraining.Guarded(net, () => new AggregatorRole(net, c.Clients, c.Coordinator, log).RunAsync(ct));
                 result = new { ok = true, role, party = c.Name, dropped = ag.Dropped.Select(d => d.Client).Distinct().ToArray() };
                 break;
             default:
-                var cl = await HorizontalLocal.Guarded(net, () => new ClientRole(net, table!, c.Aggregator!, log).RunAsync(ct));
+                var cl = await LocalTraining.Guarded(net, () => new ClientRole(net, table!, c.Aggregator!, log).RunAsync(ct));
                 string? modelPath = null;
                 if (!string.IsNullOrEmpty(c.Out) && cl.Model != null)
                     ModelFile.Write(cl.Model, modelPath = Path.GetFullPath(Path.Combine(c.Out, $"{HorizontalModel.Party}.model.json")));
