@@ -12,7 +12,7 @@ namespace Fed.SparkPredict;
 
 /// <summary>
 /// Fed's output tables as Hive-layout Parquet, mountable as they are by Hive, Spark SQL, Trino or DuckDB:
-/// <c>OUT/fed_partial_scores[_hourly]/model_id=M/version=V/party=P/dt=D[/hour=HH]/part-00000.parquet</c> and
+/// <c>OUT/fed_partial_scores[_hourly]/model_id=M/version=V/party=P/dt=D[/hour=HH]/part-WWWWW-00000.parquet</c> (one per worker) and
 /// <c>OUT/fed_predictions[_hourly]/model_id=M/version=V/dt=D[/hour=HH]/part-00000.parquet</c>. Data columns are the
 /// warehouse tables' (<see cref="Schema"/>) minus the partition columns, which live in the folder names as strings.
 /// A partition is written into a hidden staging folder and swapped in by rename, so a rerun replaces exactly that
@@ -120,28 +120,75 @@ public static class HiveParquet
         public void Dispose() { _writer.Dispose(); _stream.Dispose(); }
     }
 
-    /// <summary>Partial scores of one party and partition (sample_id, class_index, partial_score), streamed in input order.</summary>
+    /// <summary>
+    /// Partial scores of one party and partition (sample_id, class_index, partial_score) as one part file per lane
+    /// (<c>part-LLLLL-00000.parquet</c>, lane = the worker writing it), so workers write in parallel as Spark's tasks do.
+    /// Each lane holds at most one row group in memory; a lane that writes no row makes no file (an empty partition
+    /// gets one file with the schema). The manifest lists every part with its checksum and rows.
+    /// </summary>
     public sealed class PartialScoreWriter : IPartialScoreWriter
     {
         readonly Staging _staging;
-        readonly PartWriter _part;
+        readonly TableDef _layout;
         readonly int _outputs;
-        readonly string[] _ids = new string[RowGroupRows];
-        readonly int[] _classes = new int[RowGroupRows];
-        readonly double[] _scores = new double[RowGroupRows];
-        int _used;
-        long _rows;
+        readonly System.Collections.Concurrent.ConcurrentDictionary<int, LaneWriter> _lanes = new();
 
         public PartialScoreWriter(string root, string model, int version, string party, Partition p, int outputs)
         {
             Output = PartialScoresPartition(root, model, version, party, p);
             _outputs = outputs;
+            _layout = PartialScoresTable(p.Hourly);
             _staging = new Staging(Output);
-            try { _part = new PartWriter(Path.Combine(_staging.Dir, PartFile), PartialScoresTable(p.Hourly)); }
-            catch { _staging.Dispose(); throw; }
         }
 
         public string Output { get; }
+
+        /// <summary>The writer of lane <paramref name="lane"/>'s part file; one thread per lane at a time.</summary>
+        public LaneWriter Lane(int lane) => _lanes.GetOrAdd(lane, l => new LaneWriter(Path.Combine(_staging.Dir, PartName(l)), _layout, _outputs));
+
+        public void Write(string id, double[][] scores, int r) => Lane(0).Write(id, scores, r);
+
+        public PartialScoreManifest Complete(PartialScoreManifest template)
+        {
+            var lanes = _lanes.Values.Where(l => l.Rows > 0).ToList();
+            if (lanes.Count == 0) lanes.Add(Lane(0));
+            var parts = new ManifestPart[lanes.Count];
+            Parallel.For(0, lanes.Count, i => parts[i] = lanes[i].Close()); // each lane's last row group compresses on its own core
+            Array.Sort(parts, (x, y) => string.CompareOrdinal(x.File, y.File));
+            foreach (var l in _lanes.Values) l.Dispose();
+            var manifest = template with
+            {
+                RowCount = parts.Sum(x => x.RowCount), Sha256 = ManifestPart.ListingSha256(parts), DataFile = PartPattern, Parts = [.. parts], Outputs = _outputs,
+                WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+            };
+            File.WriteAllText(Path.Combine(_staging.Dir, ManifestName), JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
+            _staging.Commit();
+            return manifest;
+        }
+
+        public void Dispose()
+        {
+            foreach (var l in _lanes.Values) l.Dispose();
+            _staging.Dispose();
+        }
+    }
+
+    /// <summary>One lane's part file: rows buffered up to a row group of <see cref="RowGroupRows"/> long-form rows, then written.</summary>
+    public sealed class LaneWriter : IDisposable
+    {
+        readonly string _path;
+        readonly TableDef _layout;
+        readonly int _outputs;
+        readonly string[] _ids = new string[RowGroupRows];
+        readonly int[] _classes = new int[RowGroupRows];
+        readonly double[] _scores = new double[RowGroupRows];
+        PartWriter? _part;
+        int _used;
+
+        internal LaneWriter(string path, TableDef layout, int outputs) => (_path, _layout, _outputs) = (path, layout, outputs);
+
+        /// <summary>Samples written (one long-form row per sample and class).</summary>
+        public long Rows { get; private set; }
 
         public void Write(string id, double[][] scores, int r)
         {
@@ -152,11 +199,12 @@ public static class HiveParquet
                 _classes[_used] = c;
                 _scores[_used++] = scores[c][r];
             }
-            _rows++;
+            Rows++;
         }
 
         void Flush()
         {
+            _part ??= new PartWriter(_path, _layout);
             if (_used == 0) return;
             using (var rg = _part.RowGroup())
             {
@@ -168,27 +216,20 @@ public static class HiveParquet
             _used = 0;
         }
 
-        public PartialScoreManifest Complete(PartialScoreManifest template)
+        internal ManifestPart Close()
         {
             Flush();
-            var sha = _part.Close();
-            var manifest = template with
-            {
-                RowCount = _rows, Sha256 = sha, DataFile = PartFile, Outputs = _outputs,
-                WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
-            };
-            File.WriteAllText(Path.Combine(_staging.Dir, ManifestName), JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
-            _part.Dispose();
-            _staging.Commit();
-            return manifest;
+            return new ManifestPart(Path.GetFileName(_path), _part!.Close(), Rows);
         }
 
-        public void Dispose()
-        {
-            _part.Dispose();
-            _staging.Dispose();
-        }
+        public void Dispose() => _part?.Dispose();
     }
+
+    /// <summary>Lane <paramref name="lane"/>'s part file name (Spark-like: part-TASK-FILE).</summary>
+    public static string PartName(int lane) => $"part-{lane:D5}-00000.parquet";
+
+    /// <summary>The manifest's data_file for a partition of several parts (the files are listed in its parts).</summary>
+    public const string PartPattern = "part-*.parquet";
 
     /// <summary>
     /// The manifests of model/version/partition under a Hive-layout output root (or its fed_partial_scores[_hourly]
@@ -215,28 +256,62 @@ public static class HiveParquet
         return list;
     }
 
-    /// <summary>Reads a partial-score part file (long form: one row per sample and class) into a set, checking every row.</summary>
-    public static PartialScoreSet ReadPartialScores(string dataPath, PartialScoreManifest m)
+    /// <summary>
+    /// Reads a partition of several parts (<see cref="PartialScoreManifest.Parts"/>): the folder's visible *.parquet files
+    /// must be exactly the listed parts (Hive and Spark read every one), the listing and each file must match their
+    /// checksums and row counts; a sample in two parts is a duplicate.
+    /// </summary>
+    public static PartialScoreSet ReadPartialScores(string dir, string manifestPath, PartialScoreManifest m)
     {
-        var rows = new LongFormScores(dataPath, m);
-        try
+        var parts = m.Parts!;
+        if (m.DataFile != PartPattern || !string.Equals(ManifestPart.ListingSha256(parts), m.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new BadInputException($"{manifestPath}: the manifest's list of part files does not match its checksum; the manifest was altered, re-send the partition");
+        if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
+        var listed = parts.Select(x => x.File).Order(StringComparer.Ordinal).ToList();
+        var present = HiveLayout.DataFiles(dir).Select(f => Path.GetFileName(f)).ToList();
+        if (listed.FirstOrDefault(f => !present.Contains(f)) is { } gone)
+            throw new BadInputException($"{manifestPath}: part file '{gone}' is missing next to the manifest; re-send the partition");
+        if (present.FirstOrDefault(f => !listed.Contains(f)) is { } extra)
+            throw new BadInputException($"{Path.Combine(dir, extra)}: not listed in the manifest, yet Hive and Spark would read it; remove it or re-send the partition");
+        foreach (var part in parts)
         {
-            using var file = new ParquetFileReader(dataPath);
-            var schema = file.FileMetaData.Schema;
-            rows.CheckColumns(Enumerable.Range(0, schema.NumColumns).Select(i => schema.Column(i).Name));
-            for (var g = 0; g < file.FileMetaData.NumRowGroups; g++)
-            {
-                using var rg = file.RowGroup(g);
-                var n = checked((int)rg.MetaData.NumRows);
-                string[] ids; int[] cls; double[] scores;
-                using (var r = rg.Column(0).LogicalReader<string>()) ids = r.ReadAll(n);
-                using (var r = rg.Column(1).LogicalReader<int>()) cls = r.ReadAll(n);
-                using (var r = rg.Column(2).LogicalReader<double>()) scores = r.ReadAll(n);
-                for (var i = 0; i < n; i++) rows.Add(ids[i], cls[i], scores[i]);
-            }
+            var path = Path.Combine(dir, part.File);
+            var sha = PartialScoreFiles.Sha256Of(path);
+            if (!string.Equals(sha, part.Sha256, StringComparison.OrdinalIgnoreCase))
+                throw new BadInputException($"{path}: checksum mismatch: manifest says sha256 {part.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
         }
-        catch (ParquetException e) { throw new BadInputException($"{dataPath}: cannot read as Parquet: {e.Message}", e); }
-        return rows.ToSet();
+        return PartialScoreFiles.CheckCount(ReadPartialScores(parts.Select(x => (Path.Combine(dir, x.File), (long?)x.RowCount)), m), dir, m);
+    }
+
+    /// <summary>Reads part files (long form: one row per sample and class) into one set, checking every row (and each file's samples, when known).</summary>
+    public static PartialScoreSet ReadPartialScores(IEnumerable<(string Path, long? Samples)> files, PartialScoreManifest m)
+    {
+        LongFormScores? rows = null;
+        foreach (var (dataPath, samples) in files)
+        {
+            rows ??= new LongFormScores(dataPath, m);
+            rows.File = dataPath;
+            try
+            {
+                using var file = new ParquetFileReader(dataPath);
+                var schema = file.FileMetaData.Schema;
+                rows.CheckColumns(Enumerable.Range(0, schema.NumColumns).Select(i => schema.Column(i).Name));
+                if (samples is { } n0 && file.FileMetaData.NumRows != n0 * m.Outputs)
+                    throw new BadInputException($"{dataPath}: row count mismatch: manifest says {n0} sample(s) x {m.Outputs} class(es), the file has {file.FileMetaData.NumRows} rows; re-send the file");
+                for (var g = 0; g < file.FileMetaData.NumRowGroups; g++)
+                {
+                    using var rg = file.RowGroup(g);
+                    var n = checked((int)rg.MetaData.NumRows);
+                    string[] ids; int[] cls; double[] scores;
+                    using (var r = rg.Column(0).LogicalReader<string>()) ids = r.ReadAll(n);
+                    using (var r = rg.Column(1).LogicalReader<int>()) cls = r.ReadAll(n);
+                    using (var r = rg.Column(2).LogicalReader<double>()) scores = r.ReadAll(n);
+                    for (var i = 0; i < n; i++) rows.Add(ids[i], cls[i], scores[i]);
+                }
+            }
+            catch (ParquetException e) { throw new BadInputException($"{dataPath}: cannot read as Parquet: {e.Message}", e); }
+        }
+        return (rows ?? new LongFormScores("", m)).ToSet();
     }
 
     /// <summary>Writes a predictions partition (sample_id, predict_value, predicted_class, probabilities); returns its folder.</summary>

@@ -38,7 +38,8 @@ public sealed class ScoringRunResult
 /// The embedded engine: streams a feature source in bounded memory as columnar <see cref="FeatureBatch"/> chunks,
 /// scores the chunks in parallel with the one <see cref="PartialScorer"/> (one reader, N scoring workers, results
 /// handed to the sink in input order), so the output is the same whatever the parallelism.
-/// Memory: (2 x workers + 1) chunks of batchSize x features doubles.
+/// Memory: (2 x workers + 1) chunks of batchSize x features doubles. Parquet output goes through
+/// <see cref="RunUnordered"/> instead: every worker writes its own part file, same rows and bits, no order.
 /// </summary>
 public static class LocalEngine
 {
@@ -128,12 +129,62 @@ public static class LocalEngine
             throw;
         }
         closer.Wait();
-        return Summarize(model, scorers.Append(reader), coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+        return Summarize(model, scorers.Append(reader), coverages, stats, readTicks, scoreTicks / workers, writeWatch.Elapsed, total);
+    }
+
+    /// <summary>
+    /// Like <see cref="Run"/> for a sink that takes batches in any order from several workers at once, each worker through
+    /// a lane of its own (<paramref name="lanes"/>(worker) is called once per worker, on that worker's thread). A partitioned
+    /// source (Parquet row groups) is read, scored and written by every worker in parallel, with one batch of buffers per
+    /// worker and no ordering step; any other source runs as <see cref="Run"/> into lane 0. The set of rows written and
+    /// their bits are the same whatever the parallelism; which lane holds a row is not.
+    /// </summary>
+    public static FeatureCoverage RunUnordered(PartialScorer scorer, IFeatureSource source, Func<int, Sink> lanes, ScoringRunResult stats,
+        int batchSize = 16_384, int workers = 0, Action<long>? progress = null)
+    {
+        workers = workers > 0 ? workers : Math.Max(1, Environment.ProcessorCount);
+        if (source is not IPartitionedFeatureSource parts || workers == 1 || parts.PartCount < 2)
+            return Run(scorer, source, lanes(0), stats, batchSize, workers, progress);
+        var model = scorer.Model;
+        var total = Stopwatch.StartNew();
+        using var cts = new CancellationTokenSource();
+        var coverages = Enumerable.Range(0, workers).Select(_ => new FeatureCoverage(model.Features)).ToArray();
+        long readTicks = 0, scoreTicks = 0, writeTicks = 0, rows = 0;
+        var nextPart = -1;
+        var tasks = Enumerable.Range(0, workers).Select(i => Task.Run(() =>
+        {
+            try
+            {
+                var sink = lanes(i);
+                var w = new Work(model.FeatureCount, model.OutputCount, batchSize);
+                for (int part; !cts.IsCancellationRequested && (part = Interlocked.Increment(ref nextPart)) < parts.PartCount;)
+                {
+                    using var src = parts.OpenPart(part);
+                    while (!cts.IsCancellationRequested)
+                    {
+                        var t0 = Stopwatch.GetTimestamp();
+                        if (!src.ReadBatch(w.Batch)) break;
+                        var t1 = Stopwatch.GetTimestamp();
+                        scorer.ScoreBatch(w.Batch.Columns, w.Batch.Count, w.Scores, w.Missing, coverages[i]);
+                        var t2 = Stopwatch.GetTimestamp();
+                        sink(w.Batch, w.Scores, w.Missing);
+                        Interlocked.Add(ref readTicks, t1 - t0);
+                        Interlocked.Add(ref scoreTicks, t2 - t1);
+                        Interlocked.Add(ref writeTicks, Stopwatch.GetTimestamp() - t2);
+                        progress?.Invoke(Interlocked.Add(ref rows, w.Batch.Count));
+                    }
+                }
+            }
+            catch { cts.Cancel(); throw; } // the others stop at their next batch
+        })).ToArray();
+        try { Task.WaitAll(tasks); }
+        catch (AggregateException) { /* Summarize throws the first worker's error as itself */ }
+        return Summarize(model, tasks, coverages, stats, readTicks / workers, scoreTicks / workers, TimeSpan.FromSeconds(writeTicks / (double)Stopwatch.Frequency / workers), total);
     }
 
     /// <summary>Surfaces a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException; sums the statistics.</summary>
     static FeatureCoverage Summarize(ScoringModel model, IEnumerable<Task> tasks, FeatureCoverage[] coverages, ScoringRunResult stats,
-        long readTicks, long scoreTicks, Stopwatch writeWatch, Stopwatch total)
+        long readTicks, long scoreTicks, TimeSpan write, Stopwatch total)
     {
         foreach (var t in tasks)
             if (t.Exception?.InnerException is { } e and not OperationCanceledException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
@@ -144,7 +195,7 @@ public static class LocalEngine
         stats.RowsRejected += coverage.RowsRejected;
         stats.ReadSeconds += readTicks / (double)Stopwatch.Frequency;
         stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency;
-        stats.WriteSeconds += writeWatch.Elapsed.TotalSeconds;
+        stats.WriteSeconds += write.TotalSeconds;
         stats.TotalSeconds += total.Elapsed.TotalSeconds;
         return coverage;
     }
@@ -227,7 +278,7 @@ public static class LocalEngine
         catch (OperationCanceledException)
         {
             try { closer.Wait(); } catch { /* reported below */ }
-            Summarize(model, tasks, coverages, stats, 0, 0, writeWatch, total); // throws the worker's error
+            Summarize(model, tasks, coverages, stats, 0, 0, writeWatch.Elapsed, total); // throws the worker's error
             throw;
         }
         catch
@@ -237,7 +288,7 @@ public static class LocalEngine
             throw;
         }
         closer.Wait();
-        return Summarize(model, tasks, coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+        return Summarize(model, tasks, coverages, stats, readTicks, scoreTicks / workers, writeWatch.Elapsed, total);
     }
 
     /// <summary>Opens the plan's feature source: a Hive-layout Parquet table folder, a CSV file, or the party's warehouse feature table.</summary>
@@ -298,30 +349,52 @@ public static class LocalEngine
         using var source = plan.Ids is null ? opened : new IdFilteredSource(opened, AgreedIds(plan, warehouse));
         var scorer = new PartialScorer(m);
         var lastReport = Stopwatch.StartNew();
-        void Progress(long rows)
+        void Progress(long rows) // from several workers at once on the parallel path
         {
-            if (progress is null || lastReport.ElapsedMilliseconds < 2000) return;
-            lastReport.Restart();
-            progress($"  {rows:N0} rows scored");
+            if (progress is null) return;
+            lock (lastReport)
+            {
+                if (lastReport.ElapsedMilliseconds < 2000) return;
+                lastReport.Restart();
+                progress($"  {rows:N0} rows scored");
+            }
         }
         void Rejected(FeatureBatch b, int[] miss, int r)
         {
-            if (stats.Rejected.Count < ScoringRunResult.MaxListed) stats.Rejected.Add(new RejectedRow(b.SampleIds[r], m.Features[miss[r]]));
+            lock (stats.Rejected)
+                if (stats.Rejected.Count < ScoringRunResult.MaxListed) stats.Rejected.Add(new RejectedRow(b.SampleIds[r], m.Features[miss[r]]));
         }
 
         if (outDir != null)
         {
+            FeatureCoverage coverage;
             using IPartialScoreWriter writer = format switch
             {
                 OutputFormat.Parquet => new HiveParquet.PartialScoreWriter(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
                 OutputFormat.Arrow => new ArrowPartialScores.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
                 _ => new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
             };
-            var coverage = Run(scorer, source, (b, s, miss) =>
+            if (writer is HiveParquet.PartialScoreWriter parquet)
             {
-                for (var r = 0; r < b.Count; r++)
-                    if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
-            }, stats, workers: workers, progress: Progress);
+                // One part file per worker, written by that worker (as Spark's tasks do): no ordered writer thread.
+                coverage = RunUnordered(scorer, source, lane =>
+                {
+                    var file = parquet.Lane(lane);
+                    return (b, s, miss) =>
+                    {
+                        for (var r = 0; r < b.Count; r++)
+                            if (miss[r] < 0) file.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
+                    };
+                }, stats, workers: workers, progress: Progress);
+                // Workers list rejections in the order they meet them: by id, so the manifest does not depend on scheduling.
+                stats.Rejected.Sort((x, y) => string.CompareOrdinal(x.SampleId, y.SampleId));
+            }
+            else
+                coverage = Run(scorer, source, (b, s, miss) =>
+                {
+                    for (var r = 0; r < b.Count; r++)
+                        if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
+                }, stats, workers: workers, progress: Progress);
             Finish(source, stats);
             var manifest = writer.Complete(new PartialScoreManifest
             {

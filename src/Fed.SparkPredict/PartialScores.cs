@@ -32,6 +32,10 @@ internal sealed class LongFormScores(string path, PartialScoreManifest m)
 {
     readonly Dictionary<string, double[]> _at = new(StringComparer.Ordinal);
     readonly List<string> _order = [];
+    string path = path;
+
+    /// <summary>The file being read (for messages), when a set spans several part files.</summary>
+    public string File { set => path = value; }
 
     public void CheckColumns(IEnumerable<string> names)
     {
@@ -80,6 +84,8 @@ public sealed record PartialScoreManifest
     [JsonPropertyName("sha256")] public required string Sha256 { get; init; }
     /// <summary>Data file name, relative to the manifest's directory (.csv, .jsonl, .arrow or .parquet).</summary>
     [JsonPropertyName("data_file")] public required string DataFile { get; init; }
+    /// <summary>Parquet: every part file of the partition; <see cref="DataFile"/> is then <c>part-*.parquet</c> and <see cref="Sha256"/> the listing's checksum.</summary>
+    [JsonPropertyName("parts")] public List<ManifestPart>? Parts { get; init; }
     [JsonPropertyName("model_checksum")] public string? ModelChecksum { get; init; }
     [JsonPropertyName("coverage")] public Dictionary<string, object>? Coverage { get; init; }
     [JsonPropertyName("rejected")] public List<RejectedRow>? Rejected { get; init; }
@@ -87,6 +93,17 @@ public sealed record PartialScoreManifest
 
     public const string Suffix = ".manifest.json";
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+}
+
+/// <summary>One part file of a partition: its name, the hex SHA-256 of its bytes and its samples (rows per class).</summary>
+public sealed record ManifestPart(
+    [property: JsonPropertyName("file")] string File,
+    [property: JsonPropertyName("sha256")] string Sha256,
+    [property: JsonPropertyName("row_count")] long RowCount)
+{
+    /// <summary>The checksum of a listing ("file sha256 rows" lines in name order): a manifest's parts cannot be edited unnoticed.</summary>
+    public static string ListingSha256(IEnumerable<ManifestPart> parts) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+        string.Concat(parts.OrderBy(x => x.File, StringComparer.Ordinal).Select(x => $"{x.File} {x.Sha256} {x.RowCount.ToString(CultureInfo.InvariantCulture)}\n")))));
 }
 
 /// <summary>Where a party's partial scores go, row by row in input order; <see cref="Complete"/> publishes them with their manifest.</summary>
@@ -234,6 +251,7 @@ public static class PartialScoreFiles
     /// <summary>Reads and verifies a data file against its manifest: checksum, row count, duplicate ids, finite scores.</summary>
     public static PartialScoreSet Read(string manifestPath, PartialScoreManifest m)
     {
+        if (m.Parts != null) return HiveParquet.ReadPartialScores(Path.GetDirectoryName(Path.GetFullPath(manifestPath))!, manifestPath, m);
         var dataPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(manifestPath))!, m.DataFile);
         if (m.DataFile.Contains('/') || m.DataFile.Contains('\\') || !File.Exists(dataPath))
             throw new BadInputException($"{manifestPath}: data file '{m.DataFile}' is missing next to the manifest");
@@ -242,7 +260,7 @@ public static class PartialScoreFiles
             throw new BadInputException($"{dataPath}: checksum mismatch: manifest says sha256 {m.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
         if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
         if (dataPath.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
-            return CheckCount(HiveParquet.ReadPartialScores(dataPath, m), dataPath, m);
+            return CheckCount(HiveParquet.ReadPartialScores([(dataPath, (long?)null)], m), dataPath, m);
         if (dataPath.EndsWith(".arrow", StringComparison.OrdinalIgnoreCase))
             return CheckCount(ArrowPartialScores.Read(dataPath, m), dataPath, m);
         var set = new PartialScoreSet(m.Party, m.Outputs);
@@ -284,7 +302,7 @@ public static class PartialScoreFiles
         return CheckCount(set, dataPath, m);
     }
 
-    static PartialScoreSet CheckCount(PartialScoreSet set, string dataPath, PartialScoreManifest m) => set.Count == m.RowCount ? set
+    internal static PartialScoreSet CheckCount(PartialScoreSet set, string dataPath, PartialScoreManifest m) => set.Count == m.RowCount ? set
         : throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
 
     static List<string> SplitCsv(string line)

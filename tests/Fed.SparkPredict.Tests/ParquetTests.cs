@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using DuckDB.NET.Data;
+using Fed.Core;
+using Fed.Core.Data;
 using Fed.Core.Model;
 using Fed.Warehouse;
 using ParquetSharp;
@@ -127,8 +129,8 @@ public class ParquetTests
             var arrowSet = PartialScoreFiles.Find(arrowScores, s.ModelId, 1, Partition.Parse(Dt, null)).Single(f => f.Manifest.Party == p);
             Assert.EndsWith(".arrow", arrowSet.Manifest.DataFile);
             var fromArrow = PartialScoreFiles.Read(arrowSet.Path, arrowSet.Manifest);
-            Assert.Equal(fed.Ids, fromArrow.Ids);
-            for (var c = 0; c < outputs; c++) Assert.Equal(fed.Scores[c].Select(Env.Bits), fromArrow.Scores[c].Select(Env.Bits));
+            // Parquet parts are written by the workers in parallel: the same rows and bits, compared as sets by id.
+            Assert.Equal(BitsById(fed, outputs), BitsById(fromArrow, outputs));
             var csvRow = fromCsv.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
             Assert.Equal(fromCsv.Ids.Order(StringComparer.Ordinal), fed.Ids.Order(StringComparer.Ordinal));
             Assert.Equal(fed.Count * outputs, duck.Count);
@@ -176,7 +178,7 @@ public class ParquetTests
             Assert.Equal(0, Env.Cli("predict", "batch", "--party", p, "--model-id", s.ModelId, "--features", t, "--dt", Dt, "--hour", "7", "--warehouse", wh, "--out", outDir, "--format", "parquet").Code);
         var hostPart = Path.Combine(outDir, "fed_partial_scores_hourly", $"model_id={s.ModelId}", "version=1", "party=host", $"dt={Dt}", "hour=07");
         var guestPart = hostPart.Replace("party=host", "party=guest");
-        var guestBefore = File.ReadAllBytes(Path.Combine(guestPart, HiveParquet.PartFile));
+        var guestBefore = PartBytes(guestPart);
 
         // The host reruns with fewer rows: its partition holds exactly the new rows, the guest's is untouched.
         File.Delete(Path.Combine(host, $"dt={Dt}", "hour=07", "part-1.parquet"));
@@ -188,8 +190,10 @@ public class ParquetTests
         Assert.Equal(2, rows.Count);
         Assert.Equal(["host", "07", Convert.ToInt64(expected) - rejected], new object?[] { rows[1][0], rows[1][1], Convert.ToInt64(rows[1][2]) });
         Assert.Equal(["guest", "07"], new[] { rows[0][0], rows[0][1] });
-        Assert.Equal(guestBefore, File.ReadAllBytes(Path.Combine(guestPart, HiveParquet.PartFile)));
-        Assert.Equal([HiveParquet.ManifestName, HiveParquet.PartFile], Directory.GetFiles(hostPart).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(guestBefore, PartBytes(guestPart));
+        var hostManifest = PartialScoreFiles.ReadManifest(Path.Combine(hostPart, HiveParquet.ManifestName));
+        Assert.Equal(hostManifest.Parts!.Select(x => x.File).Append(HiveParquet.ManifestName).Order(StringComparer.Ordinal),
+            Directory.GetFiles(hostPart).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(hostPart)!, ".*")); // no staging or old folder left
 
         // Combine for hour 7 from the Parquet folders equals predict local on the CSVs restricted to the host's remaining rows.
@@ -199,6 +203,114 @@ public class ParquetTests
         Assert.Equal("07", preds.Single()[0]);
         Assert.Equal(JsonDocument.Parse(c.Out).RootElement.GetProperty("predictions").GetInt64(), Convert.ToInt64(preds.Single()[1]));
     }
+
+    /// <summary>Holds the first <paramref name="workers"/> parts until that many workers have each opened one, so every lane gets rows.</summary>
+    sealed class RendezvousSource(IPartitionedFeatureSource inner, int workers) : IPartitionedFeatureSource
+    {
+        readonly Barrier _barrier = new(workers);
+        int _opened;
+        public string Description => inner.Description;
+        public int PartCount => inner.PartCount;
+        public IFeatureSource OpenPart(int part)
+        {
+            if (Interlocked.Increment(ref _opened) <= workers && !_barrier.SignalAndWait(TimeSpan.FromSeconds(60)))
+                throw new TimeoutException("the workers did not read parts at the same time");
+            return inner.OpenPart(part);
+        }
+        public bool ReadBatch(FeatureBatch batch) => inner.ReadBatch(batch);
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Fact]
+    public void Parquet_parts_written_by_parallel_workers_equal_the_one_worker_run_and_are_verified_when_read()
+    {
+        using var s = EngineEqualityTests.Make("german_credit");
+        var wh = Export(s);
+        var table = ToHiveParquet(s, "host2", Path.Combine(s.Dir, "features")); // nulls: some rows defaulted
+        var p = Partition.Parse(Dt, null);
+        using var w = WarehouseFactory.Open(wh);
+        var plan = ScoringPlan.Build(w, s.ModelId, null, "host2", table, p);
+        var m = plan.Model;
+        var one = LocalEngine.Execute(plan, null, Path.Combine(s.Dir, "one"), format: OutputFormat.Parquet, workers: 1);
+
+        // Two workers through the engine's unordered path, each writing its own part file.
+        const int workers = 2;
+        var stats = new ScoringRunResult { Engine = "local" };
+        var root = Path.Combine(s.Dir, "two");
+        PartialScoreManifest manifest;
+        using (var source = new RendezvousSource(ParquetFeatureSource.OpenPartition(table, Dt, null, m.Features, plan.IdColumn), workers))
+        using (var writer = new HiveParquet.PartialScoreWriter(root, m.ModelId, m.Version, m.PartyId, p, m.OutputCount))
+        {
+            Assert.True(source.PartCount >= workers, $"{source.PartCount} part(s) in {source.Description}");
+            var coverage = LocalEngine.RunUnordered(new Fed.Core.Scoring.PartialScorer(m), source, lane =>
+            {
+                var file = writer.Lane(lane);
+                return (b, sc, miss) => { for (var r = 0; r < b.Count; r++) if (miss[r] < 0) file.Write(b.SampleIds[r], sc, r); };
+            }, stats, batchSize: 16, workers: workers);
+            manifest = writer.Complete(new PartialScoreManifest
+            {
+                ModelId = m.ModelId, Version = m.Version, Party = m.PartyId, Dt = Dt, Outputs = m.OutputCount, RowCount = 0, Sha256 = "", DataFile = "",
+                Coverage = coverage.ToReport(),
+            });
+        }
+        var part = HiveParquet.PartialScoresPartition(root, m.ModelId, m.Version, m.PartyId, p);
+        Assert.Equal(Enumerable.Range(0, workers).Select(HiveParquet.PartName), manifest.Parts!.Select(x => x.File));
+        Assert.All(manifest.Parts!, x => Assert.True(x.RowCount > 0));
+        Assert.Equal(one.RowsScored, manifest.RowCount);
+        Assert.Equal(one.RowsScored, stats.RowsScored);
+        Assert.Equal(JsonSerializer.Serialize(one.Coverage!.ToReport()), JsonSerializer.Serialize(stats.Coverage!.ToReport()));
+        Assert.Equal([HiveParquet.PartName(0)], Directory.GetFiles(one.Output!, "*.parquet").Select(Path.GetFileName));
+
+        // Same rows and bits as the one-worker run, through Fed's reader and through DuckDB.
+        PartialScoreSet Load(string dir) => PartialScoreFiles.Read(Path.Combine(dir, HiveParquet.ManifestName), PartialScoreFiles.ReadManifest(Path.Combine(dir, HiveParquet.ManifestName)));
+        var expected = BitsById(Load(one.Output!), 1);
+        Assert.Equal(expected, BitsById(Load(part), 1));
+        using var db = DuckDb();
+        var duck = Query(db, $"SELECT sample_id, class_index, partial_score FROM read_parquet('{part}/*.parquet') ORDER BY sample_id");
+        Assert.Equal(expected, duck.Select(r => ((string)r[0]!, (int)r[1]!, Env.Bits((double)r[2]!))).OrderBy(x => x.Item1, StringComparer.Ordinal).ToList());
+
+        // Read back refuses a partition whose files disagree with the manifest.
+        var cases = new (string Message, Action<string> Tamper)[]
+        {
+            ("not listed in the manifest", d => File.Copy(Path.Combine(d, HiveParquet.PartName(0)), Path.Combine(d, HiveParquet.PartName(7)))),
+            ("is missing next to the manifest", d => File.Delete(Path.Combine(d, HiveParquet.PartName(1)))),
+            ("checksum mismatch", d => { var f = Path.Combine(d, HiveParquet.PartName(1)); var b = File.ReadAllBytes(f); b[b.Length / 2] ^= 1; File.WriteAllBytes(f, b); }),
+            ("does not match its checksum", d => { File.Delete(Path.Combine(d, HiveParquet.PartName(1))); Rewrite(d, x => x with { Parts = x.Parts!.Take(1).ToList(), RowCount = x.Parts![0].RowCount }); }),
+            // A sample in two parts, with a consistent manifest: still a duplicate.
+            ("duplicate sample id", d =>
+            {
+                File.Copy(Path.Combine(d, HiveParquet.PartName(0)), Path.Combine(d, HiveParquet.PartName(1)), overwrite: true);
+                Rewrite(d, x =>
+                {
+                    var parts = x.Parts!.Select(y => y.File == HiveParquet.PartName(1) ? x.Parts![0] with { File = y.File } : y).ToList();
+                    return x with { Parts = parts, RowCount = parts.Sum(y => y.RowCount), Sha256 = ManifestPart.ListingSha256(parts) };
+                });
+            }),
+        };
+        foreach (var (message, tamper) in cases)
+        {
+            var copy = Path.Combine(s.Dir, "tampered-" + Guid.NewGuid().ToString("N")[..6]);
+            Directory.CreateDirectory(copy);
+            foreach (var f in Directory.GetFiles(part)) File.Copy(f, Path.Combine(copy, Path.GetFileName(f)));
+            tamper(copy);
+            var e = Assert.Throws<BadInputException>(() => Load(copy));
+            Assert.Contains(message, e.Message);
+        }
+    }
+
+    static void Rewrite(string dir, Func<PartialScoreManifest, PartialScoreManifest> change)
+    {
+        var path = Path.Combine(dir, HiveParquet.ManifestName);
+        File.WriteAllText(path, JsonSerializer.Serialize(change(PartialScoreFiles.ReadManifest(path)), new JsonSerializerOptions { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }));
+    }
+
+    /// <summary>A partition folder's files (parts and manifest), name -> bytes.</summary>
+    static Dictionary<string, byte[]> PartBytes(string dir) => Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+
+    /// <summary>(sample id, class, score bits) sorted by id, for comparing outputs as sets whatever their row order.</summary>
+    internal static List<(string Id, int Class, long Bits)> BitsById(PartialScoreSet set, int outputs) =>
+        [.. Enumerable.Range(0, set.Count).SelectMany(i => Enumerable.Range(0, outputs).Select(c => (set.Ids[i], c, Env.Bits(set.Scores[c][i]))))
+            .OrderBy(x => x.Item1, StringComparer.Ordinal).ThenBy(x => x.c)];
 
     /// <summary>Writes a one-file Hive table with the given columns (ParquetSharp), for the refusal cases.</summary>
     static string Table(string root, string name, Column[] columns, Action<RowGroupWriter> write, string part = "dt=2024-03-01")
