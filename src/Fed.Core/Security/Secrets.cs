@@ -6,7 +6,8 @@ namespace Fed.Core.Security;
 /// The one redaction helper: every connection setting, error message and log value that may carry a password goes
 /// through it before it is shown (health endpoints, logs, error messages, --json). It masks the values of
 /// password-like settings in Redis configuration strings (<c>password=...</c>), ODBC connection strings
-/// (<c>PWD=</c>, <c>Pwd</c>, <c>Password=</c>, braced values included), Kafka properties (<c>sasl.password</c>,
+/// (<c>PWD=</c>, <c>Pwd</c>, <c>Password=</c>: an unbraced value to the next <c>;</c>, spaces included; a braced one to
+/// its closing brace), Kafka properties (<c>sasl.password</c>,
 /// <c>ssl.key.password</c>, <c>ssl.keystore.password</c>, ..., <c>*.secret</c>) and URL user info
 /// (<c>redis://user:pass@host</c>).
 /// </summary>
@@ -36,9 +37,17 @@ public static partial class Secrets
     public static string Redact(string? text)
     {
         if (string.IsNullOrEmpty(text)) return text ?? "";
-        var s = KeyValue().Replace(text, m => m.Groups["k"].Value + m.Groups["eq"].Value + Mask);
+        var s = OdbcPassword().Replace(text, m => m.Groups["k"].Value + m.Groups["eq"].Value + Mask);
+        s = KeyValue().Replace(s, m => m.Groups["k"].Value + m.Groups["eq"].Value + Mask);
         return UserInfo().Replace(s, m => m.Groups["scheme"].Value + m.Groups["user"].Value + ":" + Mask + "@");
     }
+
+    // An ODBC attribute PWD= / Password= (bare: not sasl.password): a braced value runs to its closing brace ('}}' is an
+    // escaped brace); an unbraced one to the next ';', spaces included, as ODBC reads it, or to the line end when it is
+    // the last attribute of a connection string (the key at the start or after ';').
+    [GeneratedRegex("""(?<![\w.\-])(?<k>pwd|password)(?<eq>\s*=\s*)(?:\{(?:[^}]|\}\})*\}|[^;\r\n]*(?=;)|(?<=(?:^|;)\s*(?:pwd|password)\s*=\s*)[^;\r\n]*)""",
+        RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Multiline)]
+    private static partial Regex OdbcPassword();
 
     // name = value, value braced ({...}, ODBC), quoted, or up to the next separator (; , & whitespace or quote).
     [GeneratedRegex("""(?<k>\b(?:[A-Za-z0-9_.\-]*password|pwd|passwd|pass|token|apikey|api_key|[A-Za-z0-9_.\-]*[._]secret|sasl\.jaas\.config|ssl\.key\.pem))(?<eq>\s*[=:]\s*)(?:\{(?:[^}]|\}\})*\}|"[^"]*"|'[^']*'|[^;,&\s"']*)""",

@@ -1,6 +1,7 @@
 using System.Data;
 using System.Globalization;
 using Fed.Core;
+using Fed.Core.Security;
 using Ado = System.Data.Odbc;
 
 namespace Fed.Warehouse.Odbc;
@@ -11,14 +12,8 @@ namespace Fed.Warehouse.Odbc;
 /// guessed: it decides quoting, types and whether transactions exist. Values are bound as typed '?' parameters
 /// (doubles as SQL_DOUBLE, so no digits are lost); statements are prepared once per SQL text and reused.
 /// </summary>
-public sealed partial class OdbcWarehouse : IWarehouse
+public sealed class OdbcWarehouse : IWarehouse
 {
-    [System.Text.RegularExpressions.GeneratedRegex(@"(?i)\b(pwd|password)\s*=\s*(\{[^}]*\}|[^;]*)")]
-    private static partial System.Text.RegularExpressions.Regex PasswordPattern();
-
-    /// <summary>Text with any Pwd=/Password= value replaced by ***: connection strings and driver messages that echo them.</summary>
-    public static string Redact(string text) => PasswordPattern().Replace(text, "$1=***");
-
     readonly Ado.OdbcConnection _connection;
     readonly Dictionary<string, Ado.OdbcCommand> _commands = new(StringComparer.Ordinal);
     Ado.OdbcTransaction? _tx;
@@ -27,10 +22,10 @@ public sealed partial class OdbcWarehouse : IWarehouse
     {
         // The SQLite3 driver reads doubles through 15-digit text; its dialect variant reads them exactly.
         Dialect = dialect == SqlDialect.Sqlite ? SqlDialect.SqliteOverOdbc : dialect;
-        Description = $"odbc:{dialect.Name}:{Redact(connectionString)}";
+        Description = $"odbc:{dialect.Name}:{Secrets.Redact(connectionString)}";
         _connection = new Ado.OdbcConnection(connectionString);
         try { _connection.Open(); }
-        catch (Ado.OdbcException e) { _connection.Dispose(); throw new FedFailureException($"cannot connect to {Description}: {Redact(e.Message)}", e); }
+        catch (Ado.OdbcException e) { _connection.Dispose(); throw new FedFailureException($"cannot connect to {Description}: {Secrets.Redact(e.Message)}", e); }
     }
 
     public SqlDialect Dialect { get; }
