@@ -187,9 +187,10 @@ public static class CombineJob
         if (emitPath != null || engine == "spark-sql")
         {
             path = Path.GetFullPath(emitPath ?? Path.Combine(Path.GetTempPath(), $"fed-combine-{sig.ModelId}-v{sig.Version}-{p.FileTag}.sql"));
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path + ".tmp", gen.Script());
-            File.Move(path + ".tmp", path, overwrite: true);
+            // Published before spark-sql runs it: spark-sql reads the script from its final path.
+            using var script = new StagedOutputs();
+            File.WriteAllText(script.Stage(path, "--emit-sql"), gen.Script());
+            script.Commit();
         }
         var report = new Dictionary<string, object?> { ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText, ["engine"] = engine, ["emitted_sql"] = path, ["table"] = gen.PredictionsTable };
         (long Predictions, Dictionary<string, long> RowsByParty) counts;

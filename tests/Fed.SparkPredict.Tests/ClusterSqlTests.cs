@@ -83,6 +83,26 @@ public class ClusterSqlTests
         Assert.Contains("Error in query: The table or view `feat_x` cannot be found.", e.Message);
     }
 
+    [Fact]
+    public void Combine_emit_sql_stages_the_script_and_refuses_a_folder_with_nothing_written()
+    {
+        using var s = EngineEqualityTests.Make("breast_cancer");
+        using var w = new SqliteWarehouse(Path.Combine(s.Dir, "wh.db"));
+        s.Setup(w, Dt);
+        var p = Partition.Parse(Dt, null);
+        var dir = Path.Combine(s.Dir, "emit");
+        var path = Path.Combine(dir, "combine.sql");
+        var report = CombineJob.RunSql(w, s.ModelId, null, p, "emit", path);
+        Assert.Equal(path, report["emitted_sql"]);
+        Assert.Equal(new CombineSql(CombineCore.Signature(w, s.ModelId, null), p).Script(), File.ReadAllText(path));
+        Assert.Equal(["combine.sql"], Directory.GetFiles(dir).Select(f => Path.GetFileName(f))); // no temporary left
+
+        var e = Assert.Throws<BadInputException>(() => CombineJob.RunSql(w, s.ModelId, null, p, "emit", dir));
+        Assert.Contains("is a directory", e.Message);
+        Assert.Equal(["combine.sql"], Directory.GetFiles(dir).Select(f => Path.GetFileName(f)));
+        Assert.Empty(Directory.GetDirectories(dir));
+    }
+
     static readonly Regex Overwrite = new(@"^INSERT OVERWRITE TABLE `(?<t>[a-z0-9_]+)`(?: PARTITION \((?<p>[^)]*)\))?", RegexOptions.Multiline);
 
     /// <summary>Every INSERT OVERWRITE names a static partition and never reads the table it overwrites.</summary>
