@@ -345,6 +345,7 @@ public static class LocalEngine
     {
         var m = plan.Model;
         var stats = new ScoringRunResult { Engine = "local" };
+        var wall = Stopwatch.StartNew(); // total: opening the source to publishing the output (the last row group, manifest, swap)
         var opened = OpenSource(plan, warehouse);
         using var source = plan.Ids is null ? opened : new IdFilteredSource(opened, AgreedIds(plan, warehouse));
         var scorer = new PartialScorer(m);
@@ -403,6 +404,7 @@ public static class LocalEngine
                 Coverage = coverage.ToReport(), Rejected = stats.Rejected,
             });
             stats.Output = writer.Output;
+            stats.TotalSeconds = wall.Elapsed.TotalSeconds;
             return stats;
         }
 
@@ -433,6 +435,7 @@ public static class LocalEngine
         }
         Finish(source, stats);
         stats.Output = $"{w.Description} {table.Name} {plan.Partition}";
+        stats.TotalSeconds = wall.Elapsed.TotalSeconds;
         return stats;
     }
 }
