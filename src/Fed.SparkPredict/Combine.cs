@@ -46,7 +46,8 @@ public sealed class CombinedPredictions
 /// </summary>
 public static class CombineCore
 {
-    public static CombinedPredictions Combine(ModelSignature sig, IReadOnlyList<PartialScoreSet> sets, ISet<string>? only = null)
+    /// <param name="expectMasked">The model version's masking policy: a set of the other kind is refused (fails closed).</param>
+    public static CombinedPredictions Combine(ModelSignature sig, IReadOnlyList<PartialScoreSet> sets, ISet<string>? only = null, bool? expectMasked = null)
     {
         var byParty = new Dictionary<string, PartialScoreSet>(StringComparer.Ordinal);
         foreach (var s in sets)
@@ -89,26 +90,47 @@ public static class CombineCore
 
         var n = ids.Count;
         var outputs = sig.OutputCount;
-        var partials = ordered.Select((s, p) =>
-        {
-            var cols = new double[outputs][];
-            for (var c = 0; c < outputs; c++)
-            {
-                cols[c] = new double[n];
-                var src = s.Scores[c];
-                for (var r = 0; r < n; r++) cols[c][r] = src[rows[r][p]];
-            }
-            return cols;
-        }).ToList();
         var values = new double[n];
         int[]? cls = PartialModel.HasClasses(sig.Kind) ? new int[n] : null;
         double[][]? probs = PartialModel.HasClasses(sig.Kind) ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        var maskedSets = ordered.Count(s => s.Masked != null);
+        if (maskedSets > 0 && maskedSets < ordered.Length)
+            throw new BadInputException($"model '{sig.ModelId}' v{sig.Version}: parties {string.Join(", ", ordered.Where(s => s.Masked == null).Select(s => s.Party))} sent clear partial scores " +
+                "while the others sent masked ones; every party of a masked run sends masked values");
+        if (expectMasked is { } want && want != (maskedSets > 0))
+            throw new BadInputException(want
+                ? $"model '{sig.ModelId}' v{sig.Version} is masked but the partial scores are in the clear; the initiator refuses them (score again with masking)"
+                : $"model '{sig.ModelId}' v{sig.Version} is not masked but the partial scores are masked");
+        if (maskedSets > 0)
+        {
+            var ring = ordered.Select((s, p) => Gather(s.Masked!, rows, p)).ToList();
+            Combiner.CombineMaskedBatch(sig, ring, n, values, cls, probs);
+            return new CombinedPredictions
+            {
+                Model = sig, Ids = [.. ids], Values = values, PredictedClass = cls, Probabilities = probs, Missing = missing,
+                RowsByParty = ordered.ToDictionary(s => s.Party, s => (long)s.Count),
+            };
+        }
+        var partials = ordered.Select((s, p) => Gather(s.Scores, rows, p)).ToList();
         Combiner.CombineBatch(sig, partials, n, values, cls, probs);
         return new CombinedPredictions
         {
             Model = sig, Ids = [.. ids], Values = values, PredictedClass = cls, Probabilities = probs, Missing = missing,
             RowsByParty = ordered.ToDictionary(s => s.Party, s => (long)s.Count),
         };
+    }
+
+    /// <summary>Party p's values (one list per output) in joined row order.</summary>
+    static T[][] Gather<T>(List<T>[] byOutput, List<int[]> rows, int p)
+    {
+        var cols = new T[byOutput.Length][];
+        for (var c = 0; c < cols.Length; c++)
+        {
+            cols[c] = new T[rows.Count];
+            var src = byOutput[c];
+            for (var r = 0; r < rows.Count; r++) cols[c][r] = src[rows[r][p]];
+        }
+        return cols;
     }
 
     /// <summary>The model's signature from the registry: the given version or the active one.</summary>

@@ -22,6 +22,33 @@ public sealed class PartialScoreSet(string party, int outputs)
         Ids.Add(id);
         for (var c = 0; c < Outputs; c++) Scores[c].Add(scores[c]);
     }
+
+    /// <summary>Masked sets: the fixed-point ring elements per output (<see cref="ScoreMasker"/>), Masked[c][i] for Ids[i];
+    /// <see cref="Scores"/> is then empty (the clear scores never leave the party).</summary>
+    public List<long>[]? Masked { get; private set; }
+
+    public void AddMasked(string id, ReadOnlySpan<long> values)
+    {
+        Masked ??= Enumerable.Range(0, Outputs).Select(_ => new List<long>()).ToArray();
+        Ids.Add(id);
+        for (var c = 0; c < Outputs; c++) Masked[c].Add(values[c]);
+    }
+
+    /// <summary>This party's set masked for <paramref name="context"/>: what it would send instead of its scores.</summary>
+    public PartialScoreSet MaskWith(ScoreMasker masker)
+    {
+        if (Masked != null) throw new InvalidOperationException("already masked");
+        var cols = Scores.Select(l => l.ToArray()).ToArray();
+        var m = masker.MaskBatch(Ids, cols, Count);
+        var set = new PartialScoreSet(Party, Outputs);
+        var row = new long[Outputs];
+        for (var i = 0; i < Count; i++)
+        {
+            for (var c = 0; c < Outputs; c++) row[c] = m[c][i];
+            set.AddMasked(Ids[i], row);
+        }
+        return set;
+    }
 }
 
 /// <summary>

@@ -107,10 +107,13 @@ public static class PredictCommands
             [new CliOption("models", "directory with the model's *.json partial-model files", Required: true),
              new CliOption("party", "PARTY=CSV for every party", Required: true, Multiple: true),
              new CliOption("out", "predictions CSV", Required: true), new CliOption("id-column", "id column of the CSVs", Default: "id"),
-             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty],
+             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty,
+             new CliOption("masked", "the masked reference: fixed-point partial scores with pairwise masks that cancel in the sum (docs/privacy.md)", Flag: true),
+             new CliOption("initiator", "--masked only: who combines, a party id or 'external' (default: the guest)")],
             (a, o) =>
             {
-                var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"));
+                if (a.Opt("initiator") != null && !a.Flag("masked")) throw new BadInputException("--initiator goes with --masked");
+                var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"), a.Flag("masked"), a.Opt("initiator"));
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
                     rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });
