@@ -1,4 +1,5 @@
 using Fed.Core;
+using Fed.Core.Scoring;
 using Fed.SparkPredict;
 using Fed.Warehouse;
 using Fed.Warehouse.Odbc;
@@ -35,6 +36,8 @@ public static class PredictCommands
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
                 new CliOption("id-column", "CSV id column", Default: "id"), CliOptions.AllowEmpty,
                 new CliOption("ids", "score only these agreed ids: a file (one id a line) or a warehouse table with a sample_id column"),
+                new CliOption("run-id", "masked models ('fed model masking'): the run id every party of this partition's run was given (a fresh one per run)"),
+                new CliOption("mask-keys", "masked models: this party's mask key file ('fed mask keygen'), needed by every party that masks"),
             ],
             (a, o) =>
             {
@@ -51,12 +54,24 @@ public static class PredictCommands
                     throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
                 var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"), a.Opt("ids"));
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
+                var policy = new MaskingRegistry(w).Policy(plan.Model.Signature);
+                if (policy.Enabled && a.Opt("emit-sql") != null)
+                    throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked: the emitted SQL would write clear partial scores (masked SQL is not generated yet)");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
                 if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
+                using var masking = policy.Enabled
+                    ? engine == "local"
+                        ? BatchMasking.For(plan, policy, a.Opt("mask-keys") is { } kf ? MaskKeys.Read(kf) : null,
+                            a.Opt("run-id") ?? throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked ({policy.Describe(plan.Model.Signature)}): give --run-id, the same at every party"))
+                        : throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked: score it with --engine local --out DIR (masked SQL is not generated yet)")
+                    : a.Opt("run-id") != null || a.Opt("mask-keys") != null
+                        ? throw new BadInputException($"--run-id/--mask-keys: model '{plan.Model.ModelId}' v{plan.Model.Version} is not masked ({policy.Describe(plan.Model.Signature)})")
+                        : null;
+                if (masking != null) o.Progress($"  masked run '{masking.RunId}' ({(masking.MaskedByParty ? "this party masks" : "this party only encodes")})");
                 using var bar = o.Bar("scoring", null);
                 var res = engine switch
                 {
-                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format),
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format, masking: masking),
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };

@@ -307,8 +307,9 @@ public sealed class ScoreMasker : IDisposable
         return outp.Select(o => o[0]).ToArray();
     }
 
-    /// <summary>Encodes and masks a columnar batch: <c>scores[c][r]</c> → <c>result[c][r]</c>.</summary>
-    public long[][] MaskBatch(IReadOnlyList<string> ids, double[][] scores, int rows)
+    /// <summary>Encodes and masks a columnar batch: <c>scores[c][r]</c> → <c>result[c][r]</c>. Rows whose
+    /// <paramref name="skip"/> entry is &gt;= 0 (rejected by the scorer, never sent) are left 0.</summary>
+    public long[][] MaskBatch(IReadOnlyList<string> ids, double[][] scores, int rows, int[]? skip = null)
     {
         if (scores.Length != _model.OutputCount) throw new ArgumentException("one score column per output");
         var result = new long[scores.Length][];
@@ -316,7 +317,8 @@ public sealed class ScoreMasker : IDisposable
         {
             var r0 = result[c] = new long[rows];
             var s = scores[c];
-            for (var r = 0; r < rows; r++) r0[r] = FixedPoint.Encode(s[r], _parties, _party, ids[r]);
+            for (var r = 0; r < rows; r++)
+                if (skip is null || skip[r] < 0) r0[r] = FixedPoint.Encode(s[r], _parties, _party, ids[r]);
         }
         if (_pairs.Length == 0 || _pairs[0].Length == 0) return result;
         var input = new byte[rows * 16];
