@@ -254,17 +254,23 @@ public sealed record MaskContext(string ModelId, int Version, string Scope, stri
 /// <summary>
 /// One masking party's masks for one context. For every other masker j, m_ij = PRF(k_ij, context, sample, output),
 /// added when this party sorts before j in the model's party order and subtracted otherwise, so Σ_i m_i = 0 mod 2^64.
-/// PRF: AES-256 (AES-NI through System.Security.Cryptography) keyed per (pair, context, output pair) by
-/// HKDF-Expand(k_ij, context), applied to one block per sample: the sample id itself (length byte + up to 15 bytes),
-/// or 0xFF + the first 15 bytes of its SHA-256 when longer. A block gives two 64-bit masks (outputs 2b and 2b+1).
-/// AES is a pseudorandom permutation, so distinct samples in one context get independent-looking masks; a new context
-/// (request, run) gets new keys.
+/// Per sample the PRF input is a 16-byte block: the sample id itself (length byte + up to 15 UTF-8 bytes), or 0xFF +
+/// the first 15 bytes of its SHA-256 when longer. Two PRFs, chosen by the context's scope (so every party uses the same):
+/// <list type="bullet">
+/// <item>batch (many samples, one context): AES-256 (AES-NI through System.Security.Cryptography) keyed per (pair,
+/// context, output pair) by HKDF-Expand(k_ij, context), one ECB call over the whole batch; a block gives two masks.</item>
+/// <item>request (online, streaming, predict local: one context per request): HMAC-SHA256(k_ij, context ‖ block index
+/// ‖ sample block), 32 bytes = four masks; no key schedule per request.</item>
+/// </list>
+/// Both are pseudorandom functions of distinct inputs, so distinct samples and contexts get independent-looking masks.
 /// </summary>
 public sealed class ScoreMasker : IDisposable
 {
     readonly ModelSignature _model;
     readonly string _party;
-    readonly (Aes Aes, bool Add)[][] _pairs; // [output block][peer]
+    readonly (Aes Aes, bool Add)[][] _pairs; // batch scope: [output block][peer]
+    readonly (byte[] Secret, bool Add)[] _hmacPeers; // request scope
+    readonly byte[] _context = [];
     readonly int _parties;
 
     /// <param name="pairSecrets">The model version's pair secrets with every other masker (<see cref="MaskKeys.PairSecret"/>).</param>
@@ -279,6 +285,17 @@ public sealed class ScoreMasker : IDisposable
         if (self < 0) throw new BadInputException($"party '{party}' is not a party of model '{model.ModelId}'");
         var peers = policy.Enabled && policy.Maskers.Contains(party) ? policy.Maskers.Where(p => p != party).ToArray() : [];
         var ctx = context.Encode();
+        foreach (var peer in peers)
+            if (!pairSecrets.ContainsKey(peer))
+                throw new BadInputException($"party '{party}' has no mask key for '{peer}' (model '{model.ModelId}' v{model.Version}): pin its public key with 'fed mask trust'");
+        if (context.Scope == "request")
+        {
+            _context = ctx;
+            _hmacPeers = peers.Select(p => (pairSecrets[p], self < Array.IndexOf(model.Parties, p))).ToArray();
+            _pairs = [];
+            return;
+        }
+        _hmacPeers = [];
         var blocks = (model.OutputCount + 1) / 2;
         _pairs = new (Aes, bool)[blocks][];
         for (var b = 0; b < blocks; b++)
@@ -286,8 +303,7 @@ public sealed class ScoreMasker : IDisposable
             _pairs[b] = new (Aes, bool)[peers.Length];
             for (var j = 0; j < peers.Length; j++)
             {
-                if (!pairSecrets.TryGetValue(peers[j], out var secret))
-                    throw new BadInputException($"party '{party}' has no mask key for '{peers[j]}' (model '{model.ModelId}' v{model.Version}): pin its public key with 'fed mask trust'");
+                var secret = pairSecrets[peers[j]];
                 var info = new byte[ctx.Length + 4];
                 ctx.CopyTo(info, 0);
                 BinaryPrimitives.WriteInt32BigEndian(info.AsSpan(ctx.Length), b);
@@ -319,6 +335,33 @@ public sealed class ScoreMasker : IDisposable
             var s = scores[c];
             for (var r = 0; r < rows; r++)
                 if (skip is null || skip[r] < 0) r0[r] = FixedPoint.Encode(s[r], _parties, _party, ids[r]);
+        }
+        if (_hmacPeers.Length > 0)
+        {
+            // context ‖ u32 block index ‖ sample block, one HMAC per (row, peer, 4 outputs).
+            var msg = new byte[_context.Length + 20];
+            _context.CopyTo(msg, 0);
+            Span<byte> mac = stackalloc byte[32];
+            for (var r = 0; r < rows; r++)
+            {
+                if (skip != null && skip[r] >= 0) continue;
+                Block(ids[r], msg.AsSpan(_context.Length + 4, 16));
+                for (var b = 0; 4 * b < scores.Length; b++)
+                {
+                    BinaryPrimitives.WriteInt32BigEndian(msg.AsSpan(_context.Length, 4), b);
+                    foreach (var (secret, add) in _hmacPeers)
+                    {
+                        HMACSHA256.HashData(secret, msg, mac);
+                        for (var q = 0; q < 4 && 4 * b + q < scores.Length; q++)
+                        {
+                            var m = BinaryPrimitives.ReadInt64LittleEndian(mac.Slice(8 * q, 8));
+                            ref var v = ref result[4 * b + q][r];
+                            v = unchecked(add ? v + m : v - m);
+                        }
+                    }
+                }
+            }
+            return result;
         }
         if (_pairs.Length == 0 || _pairs[0].Length == 0) return result;
         var input = new byte[rows * 16];
