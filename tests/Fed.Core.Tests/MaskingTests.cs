@@ -196,7 +196,7 @@ public class MaskingTests
                 seen[r] = s;
                 bins[(int)((ulong)s >> 60)]++;
             }
-            var corr = Pearson(seen, real);
+            var corr = Fed.TestSupport.TranscriptStats.Pearson(seen, real);
             Assert.True(Math.Abs(corr) < 0.03, $"{string.Join("+", subset)}: r = {corr}");
             var chi = bins.Sum(b => (b - N / 16.0) * (b - N / 16.0) / (N / 16.0));
             Assert.True(chi < 37.7, $"{string.Join("+", subset)}: chi2 = {chi}");
@@ -231,17 +231,5 @@ public class MaskingTests
         using var batch = new ScoreMasker(sig, policy, "host1", secrets, MaskContext.Batch("m", 3, "dt=2026-12-03", "run-1"));
         using var rerun = new ScoreMasker(sig, policy, "host1", secrets, MaskContext.Batch("m", 3, "dt=2026-12-03", "run-2"));
         Assert.NotEqual(batch.Mask("s", [1.0]), rerun.Mask("s", [1.0]));
-    }
-
-    static double Pearson(double[] x, double[] y)
-    {
-        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (var i = 0; i < x.Length; i++)
-        {
-            sxy += (x[i] - mx) * (y[i] - my);
-            sxx += (x[i] - mx) * (x[i] - mx);
-            syy += (y[i] - my) * (y[i] - my);
-        }
-        return sxy / Math.Sqrt(sxx * syy);
     }
 }

@@ -137,20 +137,14 @@ public class MaskedServingTests
     public async Task What_a_host_sends_is_uniform_unrecoverable_and_never_masked_twice_under_one_id()
     {
         await using var w = await MaskedWorld.Create(3, rows: 1500);
-        var model = ScoringModel.From(ModelFile.Read(w.Fx.ModelFiles["host1"]));
-        var truth = new Dictionary<string, double>();
-        using (var src = new CsvFeatureSource(w.Fx.Csv["host1"], model.Features, "id"))
-        {
-            var set = LocalEngine.ScoreToMemory(model, src, new ScoringRunResult { Engine = "local" });
-            for (var i = 0; i < set.Count; i++) truth[set.Ids[i]] = set.Scores[0][i];
-        }
+        var truth = TranscriptStats.TrueScores(w.Fx, "host1");
         var ids = truth.Keys.Take(1000).ToArray();
         var (status, body) = await w.AskParty("host1", ids, MaskIds.New());
         Assert.True(status == 200, body);
         var sent = JsonDocument.Parse(body).RootElement.GetProperty("results").EnumerateArray()
             .ToDictionary(x => x.GetProperty("sample_id").GetString()!, x => x.GetProperty("masked")[0].GetInt64());
         Assert.DoesNotContain("\"scores\"", body);
-        var r = Pearson(ids.Select(i => (double)sent[i]).ToArray(), ids.Select(i => truth[i]).ToArray());
+        var r = TranscriptStats.Pearson(ids.Select(i => (double)sent[i]).ToArray(), ids.Select(i => truth[i]).ToArray());
         Assert.True(Math.Abs(r) < 4 / Math.Sqrt(ids.Length), $"r = {r}");
         var near = ids.Count(i => Math.Abs(FixedPoint.Decode(sent[i]) - truth[i]) < 1.0);
         Assert.True(near < ids.Length / 50, $"{near} of {ids.Length}");
@@ -193,12 +187,5 @@ public class MaskedServingTests
             Assert.False(p.TryGetProperty("value", out _));
             Assert.True(p.GetProperty("parties").TryGetProperty("host2", out _));
         }
-    }
-
-    static double Pearson(double[] x, double[] y)
-    {
-        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (var i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
-        return sxy / Math.Sqrt(sxx * syy);
     }
 }

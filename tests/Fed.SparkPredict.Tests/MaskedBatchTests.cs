@@ -96,12 +96,12 @@ public class MaskedBatchTests
 
         var sent1 = ReadMasked(Directory.GetFiles(first, "*host1*.csv").Single());
         var sent2 = ReadMasked(Directory.GetFiles(second, "*host1*.csv").Single());
-        var truth = TrueScores(run, "host1");
+        var truth = TranscriptStats.TrueScores(run.Fx, "host1");
         Assert.Equal(truth.Count, sent1.Count);
         Assert.True(truth.Count > 0.9 * N);
         var ids = truth.Keys.ToArray();
         // Pearson |r| < 4/sqrt(n) (about 4 standard errors for independent values).
-        var r = Pearson(ids.Select(i => (double)sent1[i]).ToArray(), ids.Select(i => truth[i]).ToArray());
+        var r = TranscriptStats.Pearson(ids.Select(i => (double)sent1[i]).ToArray(), ids.Select(i => truth[i]).ToArray());
         Assert.True(Math.Abs(r) < 4 / Math.Sqrt(ids.Length), $"r = {r}");
         // Fresh masks: no sample gets the same value in the two runs, and the difference is unrelated to the score.
         Assert.All(ids, i => Assert.NotEqual(sent1[i], sent2[i]));
@@ -110,7 +110,7 @@ public class MaskedBatchTests
         Assert.True(near < ids.Length / 100, $"{near} of {ids.Length} decode near the truth");
         // The guest (the initiator here) only encodes: its file is its clear fixed-point score.
         var guest = ReadMasked(Directory.GetFiles(first, "*guest*.csv").Single());
-        var gt = TrueScores(run, "guest");
+        var gt = TranscriptStats.TrueScores(run.Fx, "guest");
         Assert.All(gt, kv => Assert.Equal(FixedPoint.Encode(kv.Value, 3, "guest"), guest[kv.Key]));
     }
 
@@ -143,18 +143,4 @@ public class MaskedBatchTests
     static Dictionary<string, long> ReadMasked(string csv) => File.ReadLines(csv).Skip(1).Select(l => l.Split(','))
         .ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture));
 
-    static Dictionary<string, double> TrueScores(Run run, string party)
-    {
-        var model = ScoringModel.From(ModelFile.Read(run.Fx.ModelFiles[party]));
-        using var src = new CsvFeatureSource(run.Fx.Csv[party], model.Features, "id");
-        var set = LocalEngine.ScoreToMemory(model, src, new ScoringRunResult { Engine = "local" });
-        return Enumerable.Range(0, set.Count).ToDictionary(i => set.Ids[i], i => set.Scores[0][i]);
-    }
-
-    static double Pearson(double[] x, double[] y)
-    {
-        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (var i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
-        return sxy / Math.Sqrt(sxx * syy);
-    }
 }

@@ -72,7 +72,7 @@ public sealed class MaskedStreamingTests : IDisposable
 
             // Fresh masks: the same samples asked again under new request ids.
             FeatureReplay.Run(new ReplayOptions { CsvPath = fx.Csv["host1"], Topic = topics["host1"], ModelIds = [fx.ModelId], Kafka = TestServices.OldBrokerKafka(), EventPrefix = "r-" }, null, default);
-            var truth = TrueScores(fx, "host1");
+            var truth = TranscriptStats.TrueScores(fx, "host1");
             var sent = TestServices.ReadTopic(partials, 4, l => l.Count(x => x.Key!.StartsWith("r-") && x.Value.Contains("\"host1\"")) >= truth.Count, TimeSpan.FromSeconds(30));
             var byRequest = new Dictionary<string, long>();
             foreach (var (key, value) in sent)
@@ -85,7 +85,7 @@ public sealed class MaskedStreamingTests : IDisposable
             }
             var ids = truth.Keys.ToArray();
             Assert.All(ids, id => Assert.NotEqual(byRequest["e-" + id], byRequest["r-" + id]));
-            var corr = Pearson(ids.Select(id => (double)byRequest["e-" + id]).ToArray(), ids.Select(id => truth[id]).ToArray());
+            var corr = TranscriptStats.Pearson(ids.Select(id => (double)byRequest["e-" + id]).ToArray(), ids.Select(id => truth[id]).ToArray());
             Assert.True(Math.Abs(corr) < 4 / Math.Sqrt(ids.Length), $"r = {corr}");
             Assert.Equal(0, initiator.Metrics.DeadLetters);
         }
@@ -95,18 +95,4 @@ public sealed class MaskedStreamingTests : IDisposable
         }
     }
 
-    static Dictionary<string, double> TrueScores(MultiPartyFixture fx, string party)
-    {
-        var model = ScoringModel.From(ModelFile.Read(fx.ModelFiles[party]));
-        using var src = new CsvFeatureSource(fx.Csv[party], model.Features, "id");
-        var set = LocalEngine.ScoreToMemory(model, src, new ScoringRunResult { Engine = "local" });
-        return Enumerable.Range(0, set.Count).ToDictionary(i => set.Ids[i], i => set.Scores[0][i]);
-    }
-
-    static double Pearson(double[] x, double[] y)
-    {
-        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (var i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
-        return sxy / Math.Sqrt(sxx * syy);
-    }
 }

@@ -58,3 +58,31 @@ public sealed class MultiPartyFixture
     /// <summary>--party P=CSV arguments for every party.</summary>
     public string[] PartyArgs() => Parties.SelectMany(p => new[] { "--party", $"{p}={Csv[p]}" }).ToArray();
 }
+
+/// <summary>Statistics the masking transcript tests share.</summary>
+public static class TranscriptStats
+{
+    /// <summary>Pearson correlation of two equally long series.</summary>
+    public static double Pearson(double[] x, double[] y)
+    {
+        double mx = x.Average(), my = y.Average(), sxy = 0, sxx = 0, syy = 0;
+        for (var i = 0; i < x.Length; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my); }
+        return sxy / Math.Sqrt(sxx * syy);
+    }
+
+    /// <summary>A fixture party's true partial scores (first output) per sample, through the one scorer.</summary>
+    public static Dictionary<string, double> TrueScores(MultiPartyFixture fx, string party)
+    {
+        var model = Fed.Core.Scoring.ScoringModel.From(ModelFile.Read(fx.ModelFiles[party]));
+        var scorer = new Fed.Core.Scoring.PartialScorer(model);
+        var result = new Dictionary<string, double>();
+        var s = new double[model.OutputCount];
+        foreach (var line in File.ReadLines(fx.Csv[party]).Skip(1))
+        {
+            var f = line.Split(',');
+            scorer.ScoreRow(f.Skip(1).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray(), s);
+            result[f[0]] = s[0];
+        }
+        return result;
+    }
+}

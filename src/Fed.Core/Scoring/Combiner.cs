@@ -50,11 +50,7 @@ public static class Combiner
                     throw new BadInputException($"model '{model.ModelId}' v{model.Version}: row {r} has a missing or non-finite partial score; rejected rows must not reach the combiner");
                 z[c] = s;
             }
-            var pred = Link(model, z);
-            values[r] = pred.Value;
-            if (predictedClass != null) predictedClass[r] = pred.PredictedClass;
-            if (probabilities != null && pred.Probabilities != null)
-                for (var c = 0; c < outputs; c++) probabilities[c][r] = pred.Probabilities[c];
+            Store(Link(model, z), r, values, predictedClass, probabilities);
         }
     }
 
@@ -100,12 +96,17 @@ public static class Combiner
                 for (var p = 0; p < partials.Count; p++) s = unchecked(s + partials[p][c][r]);
                 z[c] = FixedPoint.Decode(s);
             }
-            var pred = Link(model, z);
-            values[r] = pred.Value;
-            if (predictedClass != null) predictedClass[r] = pred.PredictedClass;
-            if (probabilities != null && pred.Probabilities != null)
-                for (var c = 0; c < outputs; c++) probabilities[c][r] = pred.Probabilities[c];
+            Store(Link(model, z), r, values, predictedClass, probabilities);
         }
+    }
+
+    /// <summary>Row r of a batch's outputs.</summary>
+    static void Store(Prediction pred, int r, double[] values, int[]? predictedClass, double[][]? probabilities)
+    {
+        values[r] = pred.Value;
+        if (predictedClass != null) predictedClass[r] = pred.PredictedClass;
+        if (probabilities != null && pred.Probabilities != null)
+            for (var c = 0; c < pred.Probabilities.Length; c++) probabilities[c][r] = pred.Probabilities[c];
     }
 
     /// <summary>Applies the model's link to summed scores.</summary>
