@@ -48,6 +48,18 @@ PARTITIONED BY (
 )
 STORED AS ORC;
 
+CREATE TABLE IF NOT EXISTS `fed_model_masking` (
+  `version` INT,
+  `masking` STRING COMMENT 'on or off',
+  `initiator` STRING COMMENT 'the party id that combines, or external',
+  `set_at` STRING COMMENT 'UTC, ISO 8601'
+)
+COMMENT 'Fed model masking: per model version, masked partial scores on or off, and who combines'
+PARTITIONED BY (
+  `model_id` STRING
+)
+STORED AS ORC;
+
 CREATE TABLE IF NOT EXISTS `fed_model_registry_staging` (
   `version` INT,
   `party` STRING,

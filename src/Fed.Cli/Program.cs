@@ -11,6 +11,7 @@ namespace Fed.Cli
         public static IReadOnlyList<CliCommand> All =>
         [
             .. ModelCommands.All,
+            .. MaskCommands.All,
             .. ConvertCommands.All,
             .. ServeCommands.All,
             .. StreamCommands.All,

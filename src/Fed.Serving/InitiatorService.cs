@@ -152,7 +152,9 @@ public sealed class InitiatorService : ServiceHost
         var info = Info(ctx);
         var req = ParsePredict(info.Body, _config.MaxBatch);
         var version = Models.ActiveVersion(req.ModelId); // once: every party is asked for this version
-        var sig = Models.Get(req.ModelId, version).Signature;
+        var loaded = Models.Get(req.ModelId, version);
+        var sig = loaded.Signature;
+        var masked = loaded.Masking.Enabled;
         var n = req.SampleIds.Length;
         var records = new PredictionRecord?[n];
         var fromCache = new bool[n];
@@ -185,15 +187,18 @@ public sealed class InitiatorService : ServiceHost
         if (missIdx.Length > 0)
         {
             var missIds = missIdx.Select(i => req.SampleIds[i]).ToArray();
-            var task = PartyRequestBody(sig.ModelId, version, missIds, req.Mode);
-            outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, task, info.RequestId, ctx.RequestAborted)));
+            // Masked: one fresh mask id for this fan-out, the same at every party (the masks cancel only within it).
+            var task = PartyRequestBody(sig.ModelId, version, missIds, req.Mode, masked ? MaskIds.New() : null);
+            outcomes = await Task.WhenAll(sig.Parties.Select(p => CallParty(p, sig.ModelId, version, missIds, task, info.RequestId, ctx.RequestAborted, masked)));
             var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
             var toCache = new List<(int Index, PredictionRecord Record)>(missIdx.Length);
             var partials = new Dictionary<string, double[]>(sig.Parties.Length, StringComparer.Ordinal);
+            var ring = new Dictionary<string, long[]>(sig.Parties.Length, StringComparer.Ordinal);
             for (var j = 0; j < missIdx.Length; j++)
             {
                 var i = missIdx[j];
                 partials.Clear();
+                ring.Clear();
                 Dictionary<string, string>? why = null;
                 var worst = SampleStatus.Ok;
                 foreach (var o in outcomes)
@@ -204,7 +209,11 @@ public sealed class InitiatorService : ServiceHost
                     {
                         var r = o.Results![j];
                         s = r.Status;
-                        if (s == SampleStatus.Ok) { partials[o.Party] = r.Scores!; continue; }
+                        if (s == SampleStatus.Ok)
+                        {
+                            if (masked) ring[o.Party] = r.Masked!; else partials[o.Party] = r.Scores!;
+                            continue;
+                        }
                         if (r.MissingFeatures is { Length: > 0 }) s += ": " + string.Join(", ", r.MissingFeatures);
                         if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status is SampleStatus.NotFound or SampleStatus.NotScored)) worst = r.Status;
                     }
@@ -213,7 +222,8 @@ public sealed class InitiatorService : ServiceHost
                 statuses[i] = worst;
                 failures[i] = why;
                 if (worst != SampleStatus.Ok) continue;
-                var rec = Record(sig, req.SampleIds[i], Combiner.Combine(sig, partials, req.SampleIds[i]), now);
+                var pred = masked ? Combiner.CombineMasked(sig, ring, req.SampleIds[i]) : Combiner.Combine(sig, partials, req.SampleIds[i]);
+                var rec = Record(sig, req.SampleIds[i], pred, now);
                 records[i] = rec;
                 toCache.Add((i, rec));
             }
@@ -289,7 +299,7 @@ public sealed class InitiatorService : ServiceHost
         };
     }
 
-    static byte[] PartyRequestBody(string modelId, int version, string[] ids, PredictionMode mode)
+    static byte[] PartyRequestBody(string modelId, int version, string[] ids, PredictionMode mode, string? maskId)
     {
         var buf = new System.Buffers.ArrayBufferWriter<byte>(64 + ids.Length * 16);
         using (var w = new Utf8JsonWriter(buf))
@@ -298,6 +308,7 @@ public sealed class InitiatorService : ServiceHost
             w.WriteString("model_id", modelId);
             w.WriteNumber("version", version);
             w.WriteString("mode", PredictionModes.Name(mode));
+            if (maskId != null) w.WriteString("mask_id", maskId);
             w.WriteStartArray("sample_ids");
             foreach (var id in ids) w.WriteStringValue(id);
             w.WriteEndArray();
@@ -306,7 +317,7 @@ public sealed class InitiatorService : ServiceHost
         return buf.WrittenSpan.ToArray();
     }
 
-    async Task<PartyOutcome> CallParty(string party, string modelId, int version, string[] ids, byte[] body, string requestId, CancellationToken aborted)
+    async Task<PartyOutcome> CallParty(string party, string modelId, int version, string[] ids, byte[] body, string requestId, CancellationToken aborted, bool masked = false)
     {
         var start = Stopwatch.GetTimestamp();
         PartyOutcome Done(string status, string? error, PartySampleResult[]? results = null, string? coverage = null)
@@ -331,7 +342,7 @@ public sealed class InitiatorService : ServiceHost
             var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token);
             if (!resp.IsSuccessStatusCode)
                 return Done(PartyOutcome.Failed, $"HTTP {(int)resp.StatusCode}: {ErrorText(bytes)}");
-            return ParsePartyResponse(party, modelId, version, ids, bytes, out var results, out var coverage) is { } bad
+            return ParsePartyResponse(party, modelId, version, ids, bytes, masked, out var results, out var coverage) is { } bad
                 ? Done(PartyOutcome.Failed, "invalid response: " + bad)
                 : Done(PartyOutcome.Ok, null, results, coverage);
         }
@@ -358,7 +369,9 @@ public sealed class InitiatorService : ServiceHost
     }
 
     /// <summary>Checks a party's answer fits the question (party, model, version, the same samples in order, finite scores); returns what is wrong, or null.</summary>
-    static string? ParsePartyResponse(string party, string modelId, int version, string[] ids, byte[] bytes, out PartySampleResult[]? results, out string? coverage)
+    /// <param name="masked">The version is masked here: an ok sample must carry <c>masked</c> ring elements; clear
+    /// <c>scores</c> are refused (the party and this registry disagree), and vice versa.</param>
+    static string? ParsePartyResponse(string party, string modelId, int version, string[] ids, byte[] bytes, bool masked, out PartySampleResult[]? results, out string? coverage)
     {
         results = null; coverage = null;
         try
@@ -378,8 +391,15 @@ public sealed class InitiatorService : ServiceHost
                 var id = x.GetProperty("sample_id").GetString();
                 if (id != ids[i]) return $"result {i} is for sample '{id}', expected '{ids[i]}'";
                 var status = x.GetProperty("status").GetString()!;
-                double[]? scores = null; string[]? missing = null;
-                if (status == SampleStatus.Ok)
+                double[]? scores = null; string[]? missing = null; long[]? ringValues = null;
+                if (status == SampleStatus.Ok && (masked || x.TryGetProperty("masked", out _)))
+                {
+                    if (!masked) return $"sample '{id}': masked values, but model '{modelId}' v{version} is not masked here";
+                    if (x.TryGetProperty("scores", out _) || !x.TryGetProperty("masked", out var me)) return $"sample '{id}': clear scores for masked model '{modelId}' v{version}";
+                    if (me.GetArrayLength() != outputs) return $"sample '{id}': {me.GetArrayLength()} masked values, {outputs} outputs";
+                    ringValues = me.EnumerateArray().Select(v => v.GetInt64()).ToArray();
+                }
+                else if (status == SampleStatus.Ok)
                 {
                     var se = x.GetProperty("scores");
                     if (se.GetArrayLength() != outputs) return $"sample '{id}': {se.GetArrayLength()} scores, {outputs} outputs";
@@ -391,7 +411,7 @@ public sealed class InitiatorService : ServiceHost
                 else if (status == SampleStatus.FeaturesMissing)
                     missing = x.TryGetProperty("missing_features", out var mf) ? mf.EnumerateArray().Select(m => m.GetString()!).ToArray() : [];
                 else if (status is not (SampleStatus.NotFound or SampleStatus.NotScored)) return $"sample '{id}': unknown status '{status}'";
-                list[i++] = new PartySampleResult(id!, status, scores, missing);
+                list[i++] = new PartySampleResult(id!, status, scores, missing, ringValues);
             }
             results = list;
             if (r.TryGetProperty("coverage", out var cov)) coverage = cov.GetRawText();

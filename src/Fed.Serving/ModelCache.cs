@@ -42,12 +42,24 @@ public sealed class WarehousePool(string spec, int max) : IDisposable
 }
 
 /// <summary>A party's model of one version, ready to score.</summary>
-public sealed class LoadedModel(ScoringModel model)
+public sealed class LoadedModel(ScoringModel model, MaskingPolicy? masking = null)
 {
     public ScoringModel Model { get; } = model;
     public PartialScorer Scorer { get; } = new(model);
     public ModelSignature Signature { get; } = model.Signature;
     public string[] Columns { get; } = model.Columns;
+    /// <summary>This version's masking attribute in this service's registry (fixed per loaded version).</summary>
+    public MaskingPolicy Masking { get; } = masking ?? new MaskingPolicy(false, model.Parties[0], []);
+    Dictionary<string, byte[]>? _pairSecrets;
+
+    /// <summary>This party's pair secrets for the version (derived once); a masker without a key file is a configuration error.</summary>
+    public Dictionary<string, byte[]> MaskPairSecrets(MaskKeys? keys)
+    {
+        if (_pairSecrets != null) return _pairSecrets;
+        if (!Masking.Maskers.Contains(Model.PartyId)) return _pairSecrets = [];
+        if (keys is null) throw new FedFailureException($"model '{Model.ModelId}' v{Model.Version} is masked and party '{Model.PartyId}' masks, but its config has no 'mask_keys'");
+        return _pairSecrets = keys.PairSecrets(Signature, Masking);
+    }
 }
 
 /// <summary>
@@ -97,7 +109,11 @@ public sealed class ModelCache(WarehousePool pool, string partyId, TimeSpan refr
         if (_models.TryGetValue((modelId, version), out var m)) return m;
         Identifiers.ModelId(modelId);
         if (version < 1) throw new BadInputException($"version must be >= 1, got {version}");
-        var loaded = new LoadedModel(pool.Use(w => new ModelRegistry(w).Load(modelId, partyId, version)));
+        var loaded = pool.Use(w =>
+        {
+            var m = new ModelRegistry(w).Load(modelId, partyId, version);
+            return new LoadedModel(m, new MaskingRegistry(w).Policy(m.Signature));
+        });
         return _models.GetOrAdd((modelId, version), loaded);
     }
 

@@ -9,10 +9,13 @@ namespace Fed.Serving;
 
 /// <summary>A parsed, validated partial-score request.</summary>
 public sealed record PartialScoreRequest(string ModelId, int? Version, string[] SampleIds, PredictionMode Mode,
-    Dictionary<string, Dictionary<string, double>>? Features);
+    Dictionary<string, Dictionary<string, double>>? Features, string? MaskId = null);
 
 /// <summary>One sample's answer from a party: only its partial scores (or why there are none) leave the party.</summary>
-public sealed record PartySampleResult(string SampleId, string Status, double[]? Scores, string[]? MissingFeatures);
+/// <summary>One sample's answer from a party: only its partial scores (or why there are none) leave the party. For a
+/// masked model version the party sends <see cref="Masked"/> (fixed-point ring elements with its masks) instead of
+/// <see cref="Scores"/>.</summary>
+public sealed record PartySampleResult(string SampleId, string Status, double[]? Scores, string[]? MissingFeatures, long[]? Masked = null);
 
 /// <summary>
 /// The party service: <c>POST /v1/partial-scores</c>. Answers per sample with this party's partial scores
@@ -37,11 +40,15 @@ public sealed class PartyService : ServiceHost
     }
 
     readonly OracleLimits _oracle;
+    readonly MaskKeys? _maskKeys;
 
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
         _config = config;
         _oracle = new OracleLimits(config.Oracle, "audit:" + config.PartyId);
+        _maskKeys = config.MaskKeys is { } mk ? MaskKeys.Read(mk) : null;
+        if (_maskKeys != null && _maskKeys.Party != config.PartyId)
+            throw new BadInputException($"mask_keys '{ErrorText.Cut(config.MaskKeys)}' holds the key of '{_maskKeys.Party}', not of party '{config.PartyId}'");
         _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
         Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
     }
@@ -87,7 +94,10 @@ public sealed class PartyService : ServiceHost
         var version = req.Version ?? Models.ActiveVersion(req.ModelId);
         var lm = Models.Get(req.ModelId, version);
         var coverage = new FeatureCoverage(lm.Model.Features);
+        var maskedRun = lm.Masking.Enabled || req.MaskId != null;
+        if (maskedRun && await MaskCheck(lm, req) is { } bad) { await Error(ctx, 400, bad, "BadRequest"); return; }
         var results = ScoreAgreed(lm, req, coverage, _oracle.Allowed(info.Caller, req.ModelId, req.SampleIds));
+        if (maskedRun) results = Mask(lm, req.MaskId!, results);
         Metrics.IncEach("fed_partial_scores_total", "Samples answered by status.", "status", results.Select(r => r.Status));
 
         using var body = new ResponseBody(256 + results.Count * 64);
@@ -105,7 +115,13 @@ public sealed class PartyService : ServiceHost
                 w.WriteStartObject();
                 w.WriteString("sample_id", r.SampleId);
                 w.WriteString("status", r.Status);
-                if (r.Scores != null)
+                if (r.Masked != null)
+                {
+                    w.WriteStartArray("masked");
+                    foreach (var s in r.Masked) w.WriteNumberValue(s);
+                    w.WriteEndArray();
+                }
+                else if (r.Scores != null)
                 {
                     w.WriteStartArray("scores");
                     foreach (var s in r.Scores) w.WriteNumberValue(s);
@@ -125,6 +141,43 @@ public sealed class PartyService : ServiceHost
             w.WriteEndObject();
         }
         await body.SendAsync(ctx.Response);
+    }
+
+    /// <summary>
+    /// A masked model version needs a mask id: fresh (its time within the signature window) and never answered before
+    /// for this model version (kept as long as the nonce window), so no context is ever masked twice. A mask id for an
+    /// unmasked version is refused too: the parties and the initiator disagree on the registry.
+    /// </summary>
+    async ValueTask<string?> MaskCheck(LoadedModel lm, PartialScoreRequest req)
+    {
+        var sig = lm.Signature;
+        if (!lm.Masking.Enabled) return $"model '{sig.ModelId}' v{sig.Version} is not masked at party '{_config.PartyId}' ('fed model masking'), but the request carries a mask_id";
+        if (req.MaskId is null) return $"model '{sig.ModelId}' v{sig.Version} is masked: the request needs a 'mask_id' (a fresh one per request)";
+        if (MaskIds.AgeSeconds(req.MaskId) is not { } age || Math.Abs(age) > _config.SignatureMaxAgeSeconds)
+            return $"'mask_id' must be '<unix seconds>.<32 hex>' from the last {_config.SignatureMaxAgeSeconds} s";
+        return await UseOnce($"mask:{sig.ModelId}:v{sig.Version}", req.MaskId) is { } used ? "'mask_id' was already used: " + used : null;
+    }
+
+    /// <summary>The ok samples' scores replaced by their masked fixed-point values (the clear scores never leave).</summary>
+    IReadOnlyList<PartySampleResult> Mask(LoadedModel lm, string maskId, IReadOnlyList<PartySampleResult> results)
+    {
+        var ok = results.Where(r => r.Scores != null).ToArray();
+        if (ok.Length == 0) return results;
+        var sig = lm.Signature;
+        var secrets = lm.MaskPairSecrets(_maskKeys);
+        using var masker = new ScoreMasker(sig, lm.Masking, _config.PartyId, secrets, MaskContext.Request(sig.ModelId, sig.Version, maskId));
+        var cols = new double[sig.OutputCount][];
+        for (var c = 0; c < cols.Length; c++) cols[c] = ok.Select(r => r.Scores![c]).ToArray();
+        var masked = masker.MaskBatch(ok.Select(r => r.SampleId).ToArray(), cols, ok.Length);
+        var at = 0;
+        return results.Select(r =>
+        {
+            if (r.Scores is null) return r;
+            var v = new long[cols.Length];
+            for (var c = 0; c < v.Length; c++) v[c] = masked[c][at];
+            at++;
+            return r with { Scores = null, Masked = v };
+        }).ToArray();
     }
 
     /// <summary>
@@ -355,7 +408,7 @@ public sealed class PartyService : ServiceHost
         using var doc = ParseBody(body);
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw new BadInputException("request body must be a JSON object");
-        string? modelId = null; int? version = null; string[]? ids = null; string? mode = null;
+        string? modelId = null; int? version = null; string[]? ids = null; string? mode = null; string? maskId = null;
         Dictionary<string, Dictionary<string, double>>? features = null;
         foreach (var p in root.EnumerateObject())
         {
@@ -369,7 +422,8 @@ public sealed class PartyService : ServiceHost
                 case "sample_ids": ids = SampleIds.Parse(p.Value, maxBatch); break;
                 case "mode": mode = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mode' must be a string"); break;
                 case "features": features = Features(p.Value); break;
-                default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, version, sample_ids, mode, features)");
+                case "mask_id": maskId = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : throw new BadInputException("'mask_id' must be a string"); break;
+                default: throw new BadInputException($"unknown field '{p.Name}' (expected model_id, version, sample_ids, mode, features, mask_id)");
             }
         }
         if (modelId is null) throw new BadInputException("'model_id' is required");
@@ -383,7 +437,7 @@ public sealed class PartyService : ServiceHost
             foreach (var id in features.Keys)
                 if (!set.Contains(id)) throw new BadInputException($"'features' has sample '{id}' that is not in 'sample_ids'");
         }
-        return new PartialScoreRequest(modelId, version, ids, m, features);
+        return new PartialScoreRequest(modelId, version, ids, m, features, maskId);
     }
 
     static Dictionary<string, Dictionary<string, double>> Features(JsonElement el)

@@ -43,3 +43,21 @@ public static class SampleStatus
     /// <summary>Initiator only: at least one party did not answer (timeout, error): no score.</summary>
     public const string PartialFailure = "partial_failure";
 }
+
+/// <summary>Mask ids of online requests: <c>&lt;unix seconds&gt;.&lt;32 hex&gt;</c>, fresh per request and attempt. The time
+/// lets a party refuse an old id outright, so its replay store only has to remember the signature window.</summary>
+public static class MaskIds
+{
+    public static string New() =>
+        DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture) + "." +
+        Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>Seconds since the id was made (negative: from the future), or null if malformed.</summary>
+    public static long? AgeSeconds(string id)
+    {
+        var dot = id.IndexOf('.');
+        if (dot < 1 || id.Length - dot - 1 != 32 || !long.TryParse(id.AsSpan(0, dot), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var t)) return null;
+        foreach (var ch in id.AsSpan(dot + 1)) if (!char.IsAsciiHexDigitLower(ch) && !char.IsAsciiDigit(ch)) return null;
+        return DateTimeOffset.UtcNow.ToUnixTimeSeconds() - t;
+    }
+}

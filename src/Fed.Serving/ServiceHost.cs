@@ -62,6 +62,9 @@ public abstract class ServiceHost : IAsyncDisposable
     WebApplication? _app;
     volatile bool _ready;
 
+    /// <summary>Records <paramref name="id"/> in the replay store under <paramref name="scope"/>; a reason if it was already used within the window.</summary>
+    protected ValueTask<string?> UseOnce(string scope, string id) => _nonces.TryUse(scope, id);
+
     protected ServiceHost(ServingConfig config, string service, string? defaultReplayRedis = null)
     {
         _config = config;

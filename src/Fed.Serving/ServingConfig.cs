@@ -188,6 +188,8 @@ public sealed class PartyConfig : ServingConfig
     [JsonPropertyName("hourly_feature_table")] public string? HourlyFeatureTable { get; set; }
     /// <summary>Limits on answering as an oracle: agreed populations, daily quotas, audit log.</summary>
     [JsonPropertyName("oracle")] public OracleConfig Oracle { get; set; } = new();
+    /// <summary>This party's mask key file ('fed mask keygen', mode 0600): needed when it masks a model version's scores.</summary>
+    [JsonPropertyName("mask_keys")] public string? MaskKeys { get; set; }
 
     public override void Validate(string source)
     {

@@ -46,7 +46,8 @@ public sealed class CombinedPredictions
 /// </summary>
 public static class CombineCore
 {
-    public static CombinedPredictions Combine(ModelSignature sig, IReadOnlyList<PartialScoreSet> sets, ISet<string>? only = null)
+    /// <param name="expectMasked">The model version's masking policy: a set of the other kind is refused (fails closed).</param>
+    public static CombinedPredictions Combine(ModelSignature sig, IReadOnlyList<PartialScoreSet> sets, ISet<string>? only = null, bool? expectMasked = null)
     {
         var byParty = new Dictionary<string, PartialScoreSet>(StringComparer.Ordinal);
         foreach (var s in sets)
@@ -89,26 +90,47 @@ public static class CombineCore
 
         var n = ids.Count;
         var outputs = sig.OutputCount;
-        var partials = ordered.Select((s, p) =>
-        {
-            var cols = new double[outputs][];
-            for (var c = 0; c < outputs; c++)
-            {
-                cols[c] = new double[n];
-                var src = s.Scores[c];
-                for (var r = 0; r < n; r++) cols[c][r] = src[rows[r][p]];
-            }
-            return cols;
-        }).ToList();
         var values = new double[n];
         int[]? cls = PartialModel.HasClasses(sig.Kind) ? new int[n] : null;
         double[][]? probs = PartialModel.HasClasses(sig.Kind) ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        var maskedSets = ordered.Count(s => s.Masked != null);
+        if (maskedSets > 0 && maskedSets < ordered.Length)
+            throw new BadInputException($"model '{sig.ModelId}' v{sig.Version}: parties {string.Join(", ", ordered.Where(s => s.Masked == null).Select(s => s.Party))} sent clear partial scores " +
+                "while the others sent masked ones; every party of a masked run sends masked values");
+        if (expectMasked is { } want && want != (maskedSets > 0))
+            throw new BadInputException(want
+                ? $"model '{sig.ModelId}' v{sig.Version} is masked but the partial scores are in the clear; the initiator refuses them (score again with masking)"
+                : $"model '{sig.ModelId}' v{sig.Version} is not masked but the partial scores are masked");
+        if (maskedSets > 0)
+        {
+            var ring = ordered.Select((s, p) => Gather(s.Masked!, rows, p)).ToList();
+            Combiner.CombineMaskedBatch(sig, ring, n, values, cls, probs);
+            return new CombinedPredictions
+            {
+                Model = sig, Ids = [.. ids], Values = values, PredictedClass = cls, Probabilities = probs, Missing = missing,
+                RowsByParty = ordered.ToDictionary(s => s.Party, s => (long)s.Count),
+            };
+        }
+        var partials = ordered.Select((s, p) => Gather(s.Scores, rows, p)).ToList();
         Combiner.CombineBatch(sig, partials, n, values, cls, probs);
         return new CombinedPredictions
         {
             Model = sig, Ids = [.. ids], Values = values, PredictedClass = cls, Probabilities = probs, Missing = missing,
             RowsByParty = ordered.ToDictionary(s => s.Party, s => (long)s.Count),
         };
+    }
+
+    /// <summary>Party p's values (one list per output) in joined row order.</summary>
+    static T[][] Gather<T>(List<T>[] byOutput, List<int[]> rows, int p)
+    {
+        var cols = new T[byOutput.Length][];
+        for (var c = 0; c < cols.Length; c++)
+        {
+            cols[c] = new T[rows.Count];
+            var src = byOutput[c];
+            for (var r = 0; r < rows.Count; r++) cols[c][r] = src[rows[r][p]];
+        }
+        return cols;
     }
 
     /// <summary>The model's signature from the registry: the given version or the active one.</summary>
@@ -141,20 +163,29 @@ public static class CombineJob
     {
         var sig = CombineCore.Signature(w, modelId, version);
         var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
+        var policy = new MaskingRegistry(w).Policy(sig);
         var latest = sig.Parties.ToDictionary(x => x, _ => new Dictionary<string, double[]>(StringComparer.Ordinal));
         var touched = new HashSet<string>(StringComparer.Ordinal);
         var rejected = new Dictionary<string, object>();
-        if (fromWarehouse) LoadWarehouse(w, sig, p, latest, touched);
-        else LoadFiles(input, sig, p, latest, touched, rejected, RegistryChecksums(w, sig));
-        progress?.Invoke($"  loaded partial scores: {string.Join(", ", latest.Select(kv => $"{kv.Key} {kv.Value.Count:N0}"))}");
-
-        var sets = sig.Parties.Select(party =>
+        List<PartialScoreSet> sets;
+        if (policy.Enabled)
         {
-            var s = new PartialScoreSet(party, sig.OutputCount);
-            foreach (var (id, scores) in latest[party]) s.Add(id, scores);
-            return s;
-        }).ToList();
-        var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
+            if (fromWarehouse) throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is masked: its partial scores travel as masked files; give --input DIR");
+            sets = LoadMaskedFiles(input, sig, p, rejected, RegistryChecksums(w, sig));
+        }
+        else
+        {
+            if (fromWarehouse) LoadWarehouse(w, sig, p, latest, touched);
+            else LoadFiles(input, sig, p, latest, touched, rejected, RegistryChecksums(w, sig));
+            sets = sig.Parties.Select(party =>
+            {
+                var s = new PartialScoreSet(party, sig.OutputCount);
+                foreach (var (id, scores) in latest[party]) s.Add(id, scores);
+                return s;
+            }).ToList();
+        }
+        progress?.Invoke($"  loaded partial scores: {string.Join(", ", sets.Select(s => $"{s.Party} {s.Count:N0}"))}");
+        var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null, expectMasked: policy.Enabled);
 
         // The report (and the missing-id list) are staged first: an unwritable report path fails before the table is touched.
         var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
@@ -182,6 +213,8 @@ public static class CombineJob
         Action<string>? progress = null, string? sparkSql = null)
     {
         var sig = CombineCore.Signature(w, modelId, version);
+        if (new MaskingRegistry(w).Policy(sig) is { Enabled: true } policy)
+            throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is masked ({policy.Describe(sig)}): combine its masked files with --engine fed --input DIR (masked SQL is not generated yet)");
         var gen = new CombineSql(sig, p);
         string? path = null;
         if (emitPath != null || engine == "spark-sql")
@@ -263,6 +296,8 @@ public static class CombineJob
                 if (m.Outputs != sig.OutputCount)
                     throw new BadInputException($"{path}: {m.Outputs} output(s), model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount}");
                 CheckProvenance(path, m, sig, checksums);
+                if (m.Masking != null)
+                    throw new BadInputException($"{path}: party '{m.Party}' sent masked partial scores, but model '{sig.ModelId}' v{sig.Version} is not masked here ('fed model masking')");
                 var set = PartialScoreFiles.Read(path, m);
                 if (set.Count == 0 && !p.Hourly)
                     throw new BadInputException($"{path}: empty partition: party '{m.Party}' sent no partial scores for {part}; refusing to write an empty prediction set");
@@ -276,6 +311,37 @@ public static class CombineJob
                 if (isTarget && m.Rejected is { Count: > 0 }) rejected[m.Party] = m.Rejected;
             }
         }
+    }
+
+    /// <summary>A masked daily combine: one manifest per party, all from the same run (else the masks do not cancel).</summary>
+    static List<PartialScoreSet> LoadMaskedFiles(string dir, ModelSignature sig, Partition p, Dictionary<string, object> rejected, Dictionary<string, string> checksums)
+    {
+        if (p.Hourly) throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is masked: masked runs are daily only (docs/privacy.md)");
+        var found = PartialScoreFiles.Find(dir, sig.ModelId, sig.Version, p);
+        foreach (var g in found.GroupBy(f => f.Manifest.Party))
+            if (g.Count() > 1) throw new BadInputException($"{dir}: {g.Count()} manifests from party '{g.Key}' for {p}: {string.Join(", ", g.Select(f => f.Path))}");
+        var absent = sig.Parties.Where(x => found.All(f => f.Manifest.Party != x)).ToArray();
+        if (absent.Length > 0) throw new IncompletePartiesException(sig.ModelId, sig.Version, absent);
+        var clear = found.Where(f => f.Manifest.Masking is null).Select(f => f.Manifest.Party).ToList();
+        if (clear.Count > 0)
+            throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is masked but {string.Join(", ", clear.Select(c => $"'{c}'"))} sent clear partial scores; the initiator refuses them (score again with masking)");
+        var runs = found.Select(f => f.Manifest.Masking!.RunId).Distinct().ToList();
+        if (runs.Count > 1)
+            throw new BadInputException($"{dir}: the parties' masked files come from different runs ({string.Join(", ", found.Select(f => $"{f.Manifest.Party}: {f.Manifest.Masking!.RunId}"))}); " +
+                "masks cancel only within one run: every party scores the partition with the same --run-id");
+        var sets = new List<PartialScoreSet>();
+        foreach (var (path, m) in found)
+        {
+            if (Array.IndexOf(sig.Parties, m.Party) < 0)
+                throw new BadInputException($"{path}: party '{m.Party}' is not a party of model '{sig.ModelId}' v{sig.Version} ({string.Join(", ", sig.Parties)})");
+            if (m.Outputs != sig.OutputCount) throw new BadInputException($"{path}: {m.Outputs} output(s), model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount}");
+            CheckProvenance(path, m, sig, checksums);
+            var set = PartialScoreFiles.Read(path, m);
+            if (set.Count == 0) throw new BadInputException($"{path}: empty partition: party '{m.Party}' sent no partial scores for {p}; refusing to write an empty prediction set");
+            if (m.Rejected is { Count: > 0 }) rejected[m.Party] = m.Rejected;
+            sets.Add(set);
+        }
+        return sets;
     }
 
     static void LoadWarehouse(IWarehouse w, ModelSignature sig, Partition p, Dictionary<string, Dictionary<string, double[]>> latest, HashSet<string> touched)

@@ -340,8 +340,10 @@ public static class LocalEngine
     /// Runs the plan: partial scores to files in <paramref name="outDir"/> (data + manifest), or, when outDir is null,
     /// into the warehouse's fed_partial_scores[_hourly] partition (replaced in one transaction).
     /// </summary>
+    /// <param name="masking">A masked run (<see cref="BatchMasking"/>): the party writes fixed-point values with its masks,
+    /// never its clear scores; CSV files only.</param>
     public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null,
-        OutputFormat format = OutputFormat.Csv, int workers = 0)
+        OutputFormat format = OutputFormat.Csv, int workers = 0, BatchMasking? masking = null)
     {
         var m = plan.Model;
         var stats = new ScoringRunResult { Engine = "local" };
@@ -364,6 +366,34 @@ public static class LocalEngine
         {
             lock (stats.Rejected)
                 if (stats.Rejected.Count < ScoringRunResult.MaxListed) stats.Rejected.Add(new RejectedRow(b.SampleIds[r], m.Features[miss[r]]));
+        }
+
+        if (masking != null)
+        {
+            if (outDir is null || format != OutputFormat.Csv)
+                throw new BadInputException("a masked run writes partial-score CSV files: give --out DIR (no --format, or csv); masked values never go into fed_partial_scores");
+            // A run id names one set of masks: scoring other data under it again would hand the initiator the difference.
+            var previous = Path.Combine(outDir, PartialScoreFiles.BaseName(m.ModelId, m.Version, m.PartyId, plan.Partition) + PartialScoreManifest.Suffix);
+            if (File.Exists(previous) && PartialScoreFiles.ReadManifest(previous).Masking?.RunId == masking.RunId)
+                throw new BadInputException($"run id '{masking.RunId}' was already used for party '{m.PartyId}' {plan.Partition} ({previous}); " +
+                    "a rerun needs a fresh --run-id at every party, so that no masks are reused");
+            using var writer = new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount, masked: true);
+            var coverage = Run(scorer, source, (b, s, miss) =>
+            {
+                var masked = masking.Masker.MaskBatch(b.SampleIds, s, b.Count, miss);
+                for (var r = 0; r < b.Count; r++)
+                    if (miss[r] < 0) writer.WriteMasked(b.SampleIds[r], masked, r); else Rejected(b, miss, r);
+            }, stats, workers: workers, progress: Progress);
+            Finish(source, stats);
+            writer.Complete(new PartialScoreManifest
+            {
+                ModelId = m.ModelId, Version = m.Version, Party = m.PartyId, Dt = plan.Partition.Dt, Hour = plan.Partition.HourText,
+                Outputs = m.OutputCount, RowCount = 0, Sha256 = "", DataFile = "", ModelChecksum = m.Checksum,
+                Coverage = coverage.ToReport(), Rejected = stats.Rejected,
+                Masking = new MaskManifest { FixedPointBits = FixedPoint.FractionBits, RunId = masking.RunId, MaskedByParty = masking.MaskedByParty },
+            });
+            stats.Output = writer.Output;
+            return stats;
         }
 
         if (outDir != null)
@@ -438,6 +468,40 @@ public static class LocalEngine
         stats.TotalSeconds = wall.Elapsed.TotalSeconds;
         return stats;
     }
+}
+
+/// <summary>
+/// A party's masked batch run: the model version's policy, this party's masker for the context
+/// (model, version, partition, run id), and the run id every party of the run was given.
+/// </summary>
+public sealed class BatchMasking : IDisposable
+{
+    public required ScoreMasker Masker { get; init; }
+    public required string RunId { get; init; }
+    public required bool MaskedByParty { get; init; }
+
+    /// <summary>The masking of <paramref name="plan"/>'s party under <paramref name="policy"/>; keys are needed only by a masker.</summary>
+    public static BatchMasking For(ScoringPlan plan, MaskingPolicy policy, MaskKeys? keys, string runId)
+    {
+        var sig = plan.Model.Signature;
+        if (!policy.Enabled) throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is not masked ({policy.Describe(sig)})");
+        if (plan.Partition.Hourly)
+            throw new BadInputException("masked hourly runs are not supported: the hourly combine mixes each party's newest score per sample across hours, " +
+                "whose masks come from different runs and would not cancel (docs/privacy.md)");
+        if (!System.Text.RegularExpressions.Regex.IsMatch(runId, "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"))
+            throw new BadInputException($"--run-id '{ErrorText.Cut(runId, 80)}': 1-128 letters, digits, '_', '.', ':' or '-', starting with a letter or digit");
+        var masker = policy.Maskers.Contains(plan.PartyId);
+        if (masker && keys is null) throw new BadInputException($"model '{sig.ModelId}' v{sig.Version} is masked and party '{plan.PartyId}' masks: give --mask-keys FILE");
+        if (keys != null && keys.Party != plan.PartyId) throw new BadInputException($"--mask-keys holds the key of '{keys.Party}', not of party '{plan.PartyId}'");
+        var context = MaskContext.Batch(sig.ModelId, sig.Version, plan.Partition.ToString(), runId);
+        return new BatchMasking
+        {
+            Masker = new ScoreMasker(sig, policy, plan.PartyId, masker ? keys!.PairSecrets(sig, policy) : [], context),
+            RunId = runId, MaskedByParty = masker,
+        };
+    }
+
+    public void Dispose() => Masker.Dispose();
 }
 
 /// <summary>--ids on the local engine: only rows whose id is agreed pass; counts the agreed ids never seen.</summary>

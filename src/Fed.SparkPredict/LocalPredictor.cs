@@ -38,7 +38,11 @@ public static class LocalPredictor
         return byParty;
     }
 
-    public static Result Run(string modelsDir, IReadOnlyList<(string Party, string Path)> inputs, string outPath, string idColumn = "id", string? reportPath = null)
+    /// <param name="masked">Masked reference: every party's scores go through <see cref="ScoreMasker"/> (fresh X25519 keys
+    /// per run, a fresh request context) and the combiner sums the ring elements; the bits every masked path must give.</param>
+    /// <param name="initiator">Masked only: who combines, a party id or <see cref="MaskingPolicy.External"/> (default: the guest).</param>
+    public static Result Run(string modelsDir, IReadOnlyList<(string Party, string Path)> inputs, string outPath, string idColumn = "id", string? reportPath = null,
+        bool masked = false, string? initiator = null)
     {
         var models = ReadModels(modelsDir);
         // Predictions, report and missing-id list appear together at the end, or not at all; none may be an input.
@@ -64,12 +68,25 @@ public static class LocalPredictor
             sets.Add(LocalEngine.ScoreToMemory(model, source, stats));
             runs[party] = stats;
         }
-        var pred = CombineCore.Combine(sig, sets);
+        MaskingPolicy? policy = null;
+        if (masked)
+        {
+            policy = MaskingPolicy.For(sig, initiator, true);
+            var keys = MaskKeys.Ephemeral(policy.Maskers);
+            var context = MaskContext.Request(sig.ModelId, sig.Version, "local-" + Guid.NewGuid().ToString("N"));
+            sets = sets.Select(s =>
+            {
+                using var masker = new ScoreMasker(sig, policy, s.Party, keys.TryGetValue(s.Party, out var k) ? k.PairSecrets(sig, policy) : [], context);
+                return s.MaskWith(masker);
+            }).ToList();
+        }
+        var pred = CombineCore.Combine(sig, sets, expectMasked: masked);
         WriteCsv(pred, outTemp);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["predictions"] = pred.Count, ["out"] = Path.GetFullPath(outPath),
             ["rows_by_party"] = pred.RowsByParty,
+            ["masking"] = policy is null ? "off" : policy.Describe(sig),
             ["parties"] = runs.ToDictionary(kv => kv.Key, kv => kv.Value.ToReport()),
         };
         CoverageReport.Write(outputs, rp, reportTemp, report, pred.Missing);

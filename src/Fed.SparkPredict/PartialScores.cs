@@ -22,6 +22,33 @@ public sealed class PartialScoreSet(string party, int outputs)
         Ids.Add(id);
         for (var c = 0; c < Outputs; c++) Scores[c].Add(scores[c]);
     }
+
+    /// <summary>Masked sets: the fixed-point ring elements per output (<see cref="ScoreMasker"/>), Masked[c][i] for Ids[i];
+    /// <see cref="Scores"/> is then empty (the clear scores never leave the party).</summary>
+    public List<long>[]? Masked { get; private set; }
+
+    public void AddMasked(string id, ReadOnlySpan<long> values)
+    {
+        Masked ??= Enumerable.Range(0, Outputs).Select(_ => new List<long>()).ToArray();
+        Ids.Add(id);
+        for (var c = 0; c < Outputs; c++) Masked[c].Add(values[c]);
+    }
+
+    /// <summary>This party's set masked for <paramref name="context"/>: what it would send instead of its scores.</summary>
+    public PartialScoreSet MaskWith(ScoreMasker masker)
+    {
+        if (Masked != null) throw new InvalidOperationException("already masked");
+        var cols = Scores.Select(l => l.ToArray()).ToArray();
+        var m = masker.MaskBatch(Ids, cols, Count);
+        var set = new PartialScoreSet(Party, Outputs);
+        var row = new long[Outputs];
+        for (var i = 0; i < Count; i++)
+        {
+            for (var c = 0; c < Outputs; c++) row[c] = m[c][i];
+            set.AddMasked(Ids[i], row);
+        }
+        return set;
+    }
 }
 
 /// <summary>
@@ -90,6 +117,8 @@ public sealed record PartialScoreManifest
     [JsonPropertyName("coverage")] public Dictionary<string, object>? Coverage { get; init; }
     [JsonPropertyName("rejected")] public List<RejectedRow>? Rejected { get; init; }
     [JsonPropertyName("written_at")] public string? WrittenAt { get; init; }
+    /// <summary>Masked runs only: the data file holds fixed-point ring elements with this party's masks, not doubles.</summary>
+    [JsonPropertyName("masking")] public MaskManifest? Masking { get; init; }
 
     public const string Suffix = ".manifest.json";
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
@@ -104,6 +133,16 @@ public sealed record ManifestPart(
     /// <summary>The checksum of a listing ("file sha256 rows" lines in name order): a manifest's parts cannot be edited unnoticed.</summary>
     public static string ListingSha256(IEnumerable<ManifestPart> parts) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
         string.Concat(parts.OrderBy(x => x.File, StringComparer.Ordinal).Select(x => $"{x.File} {x.Sha256} {x.RowCount.ToString(CultureInfo.InvariantCulture)}\n")))));
+}
+
+/// <summary>How a masked partial-score file was made: every party of one combine must name the same run.</summary>
+public sealed record MaskManifest
+{
+    [JsonPropertyName("fixed_point_bits")] public required int FixedPointBits { get; init; }
+    /// <summary>The run id every party of this partition's run was given (part of the mask context).</summary>
+    [JsonPropertyName("run_id")] public required string RunId { get; init; }
+    /// <summary>Whether this party added masks (a non-masking party, the initiator's own, only encodes).</summary>
+    [JsonPropertyName("masked_by_party")] public required bool MaskedByParty { get; init; }
 }
 
 /// <summary>Where a party's partial scores go, row by row in input order; <see cref="Complete"/> publishes them with their manifest.</summary>
@@ -139,8 +178,12 @@ public static class PartialScoreFiles
         long _rows;
         bool _done;
 
-        public Writer(string dir, string modelId, int version, string party, Partition p, int outputs)
+        readonly bool _masked;
+
+        /// <param name="masked">Masked run: the columns are <c>masked_score[_c]</c>, fixed-point ring elements (<see cref="WriteMasked"/>).</param>
+        public Writer(string dir, string modelId, int version, string party, Partition p, int outputs, bool masked = false)
         {
+            _masked = masked;
             Directory.CreateDirectory(dir);
             _dir = dir;
             _base = BaseName(modelId, version, party, p);
@@ -148,7 +191,8 @@ public static class PartialScoreFiles
             _outputs = outputs;
             _file = new FileStream(_tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1);
             var header = new StringBuilder("sample_id");
-            for (var c = 0; c < outputs; c++) header.Append(outputs == 1 ? ",partial_score" : $",partial_score_{c}");
+            var column = masked ? "masked_score" : "partial_score";
+            for (var c = 0; c < outputs; c++) header.Append(outputs == 1 ? "," + column : $",{column}_{c}");
             Append(header.Append('\n').ToString());
         }
 
@@ -157,13 +201,26 @@ public static class PartialScoreFiles
 
         public void Write(string id, double[][] scores, int r)
         {
+            if (_masked) throw new InvalidOperationException("a masked run writes masked values only");
+            WriteRow(id, scores, r, "R");
+        }
+
+        /// <summary>One masked row: the ring elements as signed decimal integers.</summary>
+        public void WriteMasked(string id, long[][] values, int r)
+        {
+            if (!_masked) throw new InvalidOperationException("not a masked run");
+            WriteRow(id, values, r, "D");
+        }
+
+        void WriteRow<T>(string id, T[][] values, int r, string format) where T : IUtf8SpanFormattable
+        {
             if (id.AsSpan().IndexOfAny(",\"\n") >= 0) Append('"' + id.Replace("\"", "\"\"") + '"');
             else Append(id);
-            Reserve(_outputs * 33 + 1); // ',' + at most 32 bytes of round-trip double per score, then '\n'
+            Reserve(_outputs * 33 + 1); // ',' + at most 32 bytes of round-trip double (20 of a long) per score, then '\n'
             for (var c = 0; c < _outputs; c++)
             {
                 _buf[_used++] = (byte)',';
-                scores[c][r].TryFormat(_buf.AsSpan(_used), out var n, "R", CultureInfo.InvariantCulture);
+                values[c][r].TryFormat(_buf.AsSpan(_used), out var n, format, CultureInfo.InvariantCulture);
                 _used += n;
             }
             _buf[_used++] = (byte)'\n';
@@ -259,6 +316,7 @@ public static class PartialScoreFiles
         if (!string.Equals(sha, m.Sha256, StringComparison.OrdinalIgnoreCase))
             throw new BadInputException($"{dataPath}: checksum mismatch: manifest says sha256 {m.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
         if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
+        if (m.Masking != null) return CheckCount(ReadMasked(dataPath, m), dataPath, m);
         if (dataPath.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
             return CheckCount(HiveParquet.ReadPartialScores([(dataPath, (long?)null)], m), dataPath, m);
         if (dataPath.EndsWith(".arrow", StringComparison.OrdinalIgnoreCase))
@@ -300,6 +358,37 @@ public static class PartialScoreFiles
             set.Add(id, scores);
         }
         return CheckCount(set, dataPath, m);
+    }
+
+    /// <summary>A masked CSV: header <c>sample_id,masked_score[_c]...</c>, signed 64-bit integers (any value is valid: masked values are uniform).</summary>
+    static PartialScoreSet ReadMasked(string dataPath, PartialScoreManifest m)
+    {
+        if (!dataPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase))
+            throw new BadInputException($"{dataPath}: masked partial scores are read from CSV files only");
+        if (m.Masking!.FixedPointBits != FixedPoint.FractionBits)
+            throw new BadInputException($"{dataPath}: masked with {m.Masking.FixedPointBits} fraction bits; this Fed uses {FixedPoint.FractionBits}");
+        var set = new PartialScoreSet(m.Party, m.Outputs);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var values = new long[m.Outputs];
+        using var r = new StreamReader(dataPath, Encoding.UTF8, true, 1 << 16);
+        var header = SplitCsv(r.ReadLine() ?? "");
+        var want = new[] { "sample_id" }.Concat(Enumerable.Range(0, m.Outputs).Select(c => m.Outputs == 1 ? "masked_score" : $"masked_score_{c}")).ToList();
+        if (!header.SequenceEqual(want)) throw new BadInputException($"{dataPath}: header ({string.Join(", ", header)}); expected ({string.Join(", ", want)})");
+        long line = 1;
+        while (r.ReadLine() is { } text)
+        {
+            line++;
+            if (text.Length == 0) continue;
+            var cells = SplitCsv(text);
+            if (cells.Count != m.Outputs + 1) throw new BadInputException($"{dataPath}: line {line}: {cells.Count} fields, expected {m.Outputs + 1}");
+            for (var c = 0; c < m.Outputs; c++)
+                if (!long.TryParse(cells[c + 1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out values[c]))
+                    throw new BadInputException($"{dataPath}: line {line}: '{ErrorText.Cut(cells[c + 1], 40)}' is not a 64-bit masked value");
+            if (cells[0].Length == 0) throw new BadInputException($"{dataPath}: line {line}: empty sample id");
+            if (!seen.Add(cells[0])) throw new BadInputException($"{dataPath}: duplicate sample id '{ErrorText.Cut(cells[0], 80)}' (line {line}); a party sends one partial score per sample");
+            set.AddMasked(cells[0], values);
+        }
+        return set;
     }
 
     internal static PartialScoreSet CheckCount(PartialScoreSet set, string dataPath, PartialScoreManifest m) => set.Count == m.RowCount ? set

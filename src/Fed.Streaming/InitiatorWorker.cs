@@ -43,6 +43,9 @@ public sealed class InitiatorWorker : WorkerBase
         public required ModelSignature Signature;
         public required long Deadline;
         public readonly Dictionary<string, double[]> Parts = new(StringComparer.Ordinal);
+        /// <summary>A masked version's parts (ring elements); <see cref="Parts"/> stays empty then.</summary>
+        public readonly Dictionary<string, long[]> Ring = new(StringComparer.Ordinal);
+        public bool Arrived(string party) => Parts.ContainsKey(party) || Ring.ContainsKey(party);
         public readonly List<(TopicPartition Tp, long Offset)> Offsets = new(2);
         public bool Closed;
         public Prediction Prediction;
@@ -142,8 +145,14 @@ public sealed class InitiatorWorker : WorkerBase
             sig = Signature(p.ModelId, p.Version);
             if (Array.IndexOf(sig.Parties, p.Party) < 0)
                 throw new MalformedMessageException("bad_partial", $"model '{p.ModelId}' v{p.Version} has no party '{p.Party}' (parties: {string.Join(", ", sig.Parties)})");
-            if (p.Scores.Length != sig.OutputCount)
-                throw new MalformedMessageException("bad_partial", $"party '{p.Party}' sent {p.Scores.Length} score(s); model '{p.ModelId}' v{p.Version} has {sig.OutputCount} output(s)");
+            var masked = Masked(p.ModelId, p.Version);
+            if (masked != (p.Masked != null))
+                throw new MalformedMessageException("bad_partial", masked
+                    ? $"party '{p.Party}' sent clear scores for masked model '{p.ModelId}' v{p.Version}; the initiator refuses them"
+                    : $"party '{p.Party}' sent masked values, but model '{p.ModelId}' v{p.Version} is not masked in the initiator's registry");
+            var count = p.Masked?.Length ?? p.Scores.Length;
+            if (count != sig.OutputCount)
+                throw new MalformedMessageException("bad_partial", $"party '{p.Party}' sent {count} score(s); model '{p.ModelId}' v{p.Version} has {sig.OutputCount} output(s)");
         }
         catch (MalformedMessageException x) { Reject(m, x.Reason, x.Message); return; }
         catch (UnknownModelException x) { Reject(m, "unknown_model", x.Message); return; }
@@ -159,9 +168,9 @@ public sealed class InitiatorWorker : WorkerBase
             _open[key] = j;
             _byDeadline.Enqueue(j);
         }
-        if (j.Parts.TryGetValue(p.Party, out var had))
+        if (j.Arrived(p.Party))
         {
-            if (had.AsSpan().SequenceEqual(p.Scores))
+            if (p.Masked is { } mv ? j.Ring[p.Party].AsSpan().SequenceEqual(mv) : j.Parts[p.Party].AsSpan().SequenceEqual(p.Scores))
             {
                 Interlocked.Increment(ref Metrics.Duplicates); // a replayed partial: nothing new
                 _releaseAfterFlush.Add((m.TopicPartition, m.Offset.Value));
@@ -174,12 +183,12 @@ public sealed class InitiatorWorker : WorkerBase
             Reject(m, "bad_partial", $"party '{p.Party}' names sample '{p.SampleId}' for request '{p.RequestId}', another party named '{j.SampleId}'");
             return;
         }
-        j.Parts[p.Party] = p.Scores;
+        if (p.Masked != null) j.Ring[p.Party] = p.Masked; else j.Parts[p.Party] = p.Scores;
         j.Offsets.Add((m.TopicPartition, m.Offset.Value));
-        if (j.Parts.Count < sig.Parties.Length) return;
+        if (j.Parts.Count + j.Ring.Count < sig.Parties.Length) return;
         _open.Remove(key);
         j.Closed = true;
-        j.Prediction = Combiner.Combine(sig, j.Parts, j.SampleId);
+        j.Prediction = j.Ring.Count > 0 ? Combiner.CombineMasked(sig, j.Ring, j.SampleId) : Combiner.Combine(sig, j.Parts, j.SampleId);
         j.Value = StreamRecords.Prediction(sig, j.SampleId, j.RequestId, j.Prediction, j.EventTime).ToJson();
         _ready.Add(j);
     }
@@ -201,6 +210,15 @@ public sealed class InitiatorWorker : WorkerBase
             _open.Remove((j.RequestId, j.ModelId, j.Version));
             _expired.Add(j);
         }
+    }
+
+    readonly Dictionary<(string, int), bool> _masked = new();
+
+    /// <summary>The version's masking attribute in the initiator's registry (read once per version).</summary>
+    bool Masked(string modelId, int version)
+    {
+        if (_masked.TryGetValue((modelId, version), out var on)) return on;
+        return _masked[(modelId, version)] = new MaskingRegistry(_warehouse).Policy(Signature(modelId, version)).Enabled;
     }
 
     ModelSignature Signature(string modelId, int version)
@@ -258,8 +276,8 @@ public sealed class InitiatorWorker : WorkerBase
                         Interlocked.Increment(ref Metrics.Duplicates);
                         continue;
                     }
-                    var missing = j.Signature.Parties.Where(p => !j.Parts.ContainsKey(p)).ToList();
-                    var arrived = j.Signature.Parties.Where(j.Parts.ContainsKey).ToList();
+                    var missing = j.Signature.Parties.Where(p => !j.Arrived(p)).ToList();
+                    var arrived = j.Signature.Parties.Where(j.Arrived).ToList();
                     j.Value = OutputMessages.Incomplete(j.RequestId, j.ModelId, j.Version, j.SampleId, arrived, missing, _config.WindowMs, j.EventTime);
                 }
                 // 2. Writes, pipelined.

@@ -205,6 +205,7 @@ public sealed class PartialScoreReader
         string? requestError = "expected a string", modelError = "expected a string", partyError = "expected a string", sampleError = "expected a string";
         int? version = null;
         double[]? scores = null;
+        long[]? masked = null;
         string? scoresError = "scores: expected a non-empty array of numbers", scoresReason = "malformed";
         var r = new Utf8JsonReader(utf8, Options);
         try
@@ -223,6 +224,7 @@ public sealed class PartialScoreReader
                     r.Skip();
                 }
                 else if (r.ValueTextEquals("scores"u8)) { r.Read(); scores = ReadScores(ref r, out scoresReason, out scoresError); }
+                else if (r.ValueTextEquals("masked"u8)) { r.Read(); masked = ReadMasked(ref r); }
                 else if (r.ValueTextEquals("event_time"u8)) { r.Read(); eventTime = r.TokenType == JsonTokenType.String ? r.GetString() : null; r.Skip(); }
                 else if (r.ValueTextEquals("checksum"u8))
                 {
@@ -241,11 +243,12 @@ public sealed class PartialScoreReader
         if (party is null) throw new MalformedMessageException("malformed", $"party: {partyError}");
         if (sampleId is null) throw new MalformedMessageException("malformed", $"sample_id: {sampleError}");
         if (version is null) throw new MalformedMessageException("malformed", "version: expected an integer >= 1");
-        if (scores is null) throw new MalformedMessageException(scoresReason!, scoresError!);
+        if (masked != null && scores != null) throw new MalformedMessageException("malformed", "both scores and masked: a part is one or the other");
+        if (masked is null && scores is null) throw new MalformedMessageException(scoresReason!, scoresError!);
         return new PartialScoreMessage
         {
             RequestId = requestId, ModelId = modelId, Version = version.Value, Party = party, SampleId = sampleId,
-            Scores = scores, EventTime = eventTime ?? "", Checksum = checksum,
+            Scores = scores ?? [], Masked = masked, EventTime = eventTime ?? "", Checksum = checksum,
         };
     }
 
@@ -258,6 +261,17 @@ public sealed class PartialScoreReader
     }
 
     double[] _scores = new double[16];
+
+    /// <summary>A masked part's ring elements: a non-empty array of 64-bit integers, else malformed.</summary>
+    static long[] ReadMasked(ref Utf8JsonReader r)
+    {
+        if (r.TokenType != JsonTokenType.StartArray) throw new MalformedMessageException("malformed", "masked: expected a non-empty array of 64-bit integers");
+        var list = new List<long>(2);
+        while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+            list.Add(r.TokenType == JsonTokenType.Number && r.TryGetInt64(out var v) ? v
+                : throw new MalformedMessageException("malformed", $"masked[{list.Count}]: expected a 64-bit integer"));
+        return list.Count > 0 ? [.. list] : throw new MalformedMessageException("malformed", "masked: expected a non-empty array of 64-bit integers");
+    }
 
     double[]? ReadScores(ref Utf8JsonReader r, out string? reason, out string? error)
     {

@@ -78,20 +78,23 @@ public sealed class PartialScoreMessage
     public required int Version { get; init; }
     public required string Party { get; init; }
     public required string SampleId { get; init; }
+    /// <summary>Clear partial scores (an unmasked model version); empty when <see cref="Masked"/> is set.</summary>
     public required double[] Scores { get; init; }
+    /// <summary>A masked model version: the party's fixed-point ring elements with its masks (docs/privacy.md).</summary>
+    public long[]? Masked { get; init; }
     public required string EventTime { get; init; }
     public string? Checksum { get; init; }
 
     public byte[] ToJson()
     {
         var buf = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buf)) Write(w, RequestId, ModelId, Version, Party, SampleId, Scores, EventTime, Checksum);
+        using (var w = new Utf8JsonWriter(buf)) Write(w, RequestId, ModelId, Version, Party, SampleId, Scores, EventTime, Checksum, Masked);
         return buf.WrittenSpan.ToArray();
     }
 
     /// <summary>The one writer of the format (doubles in shortest round-trip form); flushes <paramref name="w"/>.</summary>
     public static void Write(Utf8JsonWriter w, string requestId, string modelId, int version, string party, string sampleId,
-        ReadOnlySpan<double> scores, string eventTime, string? checksum)
+        ReadOnlySpan<double> scores, string eventTime, string? checksum, long[]? masked = null)
     {
         w.WriteStartObject();
         w.WriteString("request_id", requestId);
@@ -99,8 +102,16 @@ public sealed class PartialScoreMessage
         w.WriteNumber("version", version);
         w.WriteString("party", party);
         w.WriteString("sample_id", sampleId);
-        w.WriteStartArray("scores");
-        foreach (var s in scores) w.WriteNumberValue(s);
+        if (masked != null)
+        {
+            w.WriteStartArray("masked");
+            foreach (var v in masked) w.WriteNumberValue(v);
+        }
+        else
+        {
+            w.WriteStartArray("scores");
+            foreach (var s in scores) w.WriteNumberValue(s);
+        }
         w.WriteEndArray();
         w.WriteString("event_time", eventTime);
         if (checksum is not null) w.WriteString("checksum", checksum);

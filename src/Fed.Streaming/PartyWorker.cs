@@ -30,13 +30,20 @@ public sealed class PartyWorker : WorkerBase
         public readonly PartialScorer Scorer;
         public readonly double[] Features;
         public readonly double[] Scores;
+        /// <summary>The version's masking attribute in this party's registry, and this party's pair secrets for it.</summary>
+        public readonly MaskingPolicy Masking;
+        public readonly Dictionary<string, byte[]> PairSecrets;
         /// <summary>Event feature name -> model feature index when it is the feature's name, and when it is its column name.</summary>
         readonly Dictionary<string, (int Name, int Column)>.AlternateLookup<ReadOnlySpan<char>> _index;
         readonly byte[] _given; // per feature: 0 absent, 1 given under its column name, 2 under its name (wins)
 
-        public Slot(ScoringModel model)
+        public Slot(ScoringModel model, MaskingPolicy masking, MaskKeys? keys)
         {
             Model = model;
+            Masking = masking;
+            PairSecrets = !masking.Maskers.Contains(model.PartyId) ? []
+                : keys?.PairSecrets(model.Signature, masking)
+                  ?? throw new UnknownModelException($"model '{model.ModelId}' v{model.Version} is masked and party '{model.PartyId}' masks, but its config has no mask_keys");
             Scorer = new PartialScorer(model);
             Features = new double[model.FeatureCount];
             Scores = new double[model.OutputCount];
@@ -134,7 +141,15 @@ public sealed class PartyWorker : WorkerBase
                 slot.Scorer.ScoreRow(slot.Features, slot.Scores);
                 _json.ResetWrittenCount();
                 _writer.Reset(_json);
-                PartialScoreMessage.Write(_writer, e.EventId, model.ModelId, model.Version, _config.Party, e.SampleId, slot.Scores, e.EventTime, model.Checksum);
+                // Masked: the request (event) id is the context. A redelivered event carries the same features, so it
+                // gets the same masked values: nothing new for the initiator.
+                long[]? masked = null;
+                if (slot.Masking.Enabled)
+                {
+                    using var masker = new ScoreMasker(model.Signature, slot.Masking, _config.Party, slot.PairSecrets, MaskContext.Request(model.ModelId, model.Version, e.EventId));
+                    masked = masker.Mask(e.SampleId, slot.Scores);
+                }
+                PartialScoreMessage.Write(_writer, e.EventId, model.ModelId, model.Version, _config.Party, e.SampleId, slot.Scores, e.EventTime, model.Checksum, masked);
                 Producer.Add(_config.PartialsTopic, e.EventId, PartSignature.Sign(_json.WrittenSpan, _config.Key));
                 Interlocked.Increment(ref Metrics.EventsOut);
             }
@@ -150,7 +165,7 @@ public sealed class PartyWorker : WorkerBase
         try
         {
             var model = _registry.Load(modelId, _config.Party);
-            s = new Slot(model);
+            s = NewSlot(model);
             _models[modelId] = s;
             _unknown.Remove(modelId);
             lock (Metrics.ActiveVersions) Metrics.ActiveVersions[modelId] = $"v{model.Version}";
@@ -165,6 +180,8 @@ public sealed class PartyWorker : WorkerBase
         }
     }
 
+    Slot NewSlot(ScoringModel model) => new(model, new MaskingRegistry(_warehouse).Policy(model.Signature), _config.MaskKeys);
+
     /// <summary>Swaps in a newly activated version of every loaded model; the next event uses it.</summary>
     void PollRegistry()
     {
@@ -175,7 +192,7 @@ public sealed class PartyWorker : WorkerBase
                 var entry = _registry.Resolve(modelId, _config.Party);
                 if (entry.Version == slot.Model.Version && entry.Checksum == slot.Model.Checksum) continue;
                 var model = _registry.Load(modelId, _config.Party, entry.Version);
-                _models[modelId] = new Slot(model);
+                _models[modelId] = NewSlot(model);
                 Interlocked.Increment(ref Metrics.ModelSwitches);
                 lock (Metrics.ActiveVersions) Metrics.ActiveVersions[modelId] = $"v{model.Version}";
                 Log?.WriteLine($"fed stream party '{_config.Party}': model '{modelId}' now v{model.Version} (was v{slot.Model.Version})");

@@ -131,9 +131,13 @@ public sealed class PartyConfig : StreamConfigBase
     /// <summary>Where this party's HMAC key is: <c>file:PATH</c> (mode 0600) or <c>env:NAME</c>; the initiator holds
     /// the same key under this party's name (<see cref="InitiatorConfig.PartyKeys"/>). Required.</summary>
     [JsonPropertyName("signing_key")] public string SigningKey { get; set; } = "";
+    /// <summary>This party's mask key file ('fed mask keygen', mode 0600): needed when it masks a model version's scores.</summary>
+    [JsonPropertyName("mask_keys")] public string? MaskKeysFile { get; set; }
 
     /// <summary>The key <see cref="SigningKey"/> names, read when the config is validated.</summary>
     [JsonIgnore] public byte[] Key { get; private set; } = [];
+    /// <summary>The mask keys <see cref="MaskKeysFile"/> holds, read when the config is validated.</summary>
+    [JsonIgnore] public Fed.Core.Scoring.MaskKeys? MaskKeys { get; private set; }
 
     public static PartyConfig Load(string path) => LoadFile<PartyConfig>(path);
 
@@ -151,6 +155,11 @@ public sealed class PartyConfig : StreamConfigBase
         if (SigningKey.Length == 0)
             throw new BadInputException($"{source}: signing_key is required (\"file:PATH\" or \"env:NAME\"): the initiator accepts only partial scores signed with this party's key");
         Key = StreamSecrets.LoadKey(SigningKey, $"{source}: signing_key");
+        if (MaskKeysFile != null)
+        {
+            MaskKeys = Fed.Core.Scoring.MaskKeys.Read(MaskKeysFile);
+            if (MaskKeys.Party != Party) throw new BadInputException($"{source}: mask_keys holds the key of '{MaskKeys.Party}', not of party '{Party}'");
+        }
     }
 }
 

@@ -215,3 +215,41 @@ public static class HiveRegistry
     /// <summary>A HiveQL string literal. Values are Fed-validated ids and feature names; escaping still makes any text safe.</summary>
     public static string Literal(string s) => "'" + s.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n").Replace("\r", "\\r").Replace(";", "\\;") + "'";
 }
+
+/// <summary>
+/// The masking attribute of model versions (<see cref="Schema.Masking"/>): which policy every path of a party applies,
+/// and which the initiator's combine insists on (a part of the other kind is refused).
+/// </summary>
+public sealed class MaskingRegistry(IWarehouse warehouse)
+{
+    /// <summary>The model version's policy: its row, else the default rule with the guest as initiator.</summary>
+    public MaskingPolicy Policy(ModelSignature model)
+    {
+        if (!warehouse.TableExists(Schema.Masking.Name)) return MaskingPolicy.Default(model);
+        using var r = warehouse.Query($"SELECT masking, initiator FROM {warehouse.Dialect.Id(Schema.Masking.Name)} WHERE model_id = ? AND version = ?",
+            model.ModelId, model.Version);
+        if (!r.Read()) return MaskingPolicy.Default(model);
+        var on = r.GetString(0) switch
+        {
+            "on" => true, "off" => false,
+            var x => throw new FedFailureException($"{Schema.Masking.Name}: model '{model.ModelId}' v{model.Version} has masking '{ErrorText.Cut(x, 20)}' (expected on or off)"),
+        };
+        return MaskingPolicy.For(model, r.GetString(1), on);
+    }
+
+    /// <summary>Records the attribute for an exported version; <paramref name="on"/> null stores the default rule's answer.</summary>
+    public MaskingPolicy Set(ModelSignature model, bool? on, string? initiator)
+    {
+        var policy = MaskingPolicy.For(model, initiator, on);
+        if (!warehouse.Dialect.SupportsTransactions)
+            throw new BadInputException($"'fed model masking' writes {Schema.Masking.Name} on SQLite or PostgreSQL warehouses; on Hive/Spark insert its one row per version with the cluster's own tools (docs/privacy.md)");
+        warehouse.Execute(warehouse.Dialect.CreateTable(Schema.Masking));
+        using var tx = warehouse.BeginTransaction();
+        var t = warehouse.Dialect.Id(Schema.Masking.Name);
+        warehouse.Execute($"DELETE FROM {t} WHERE model_id = ? AND version = ?", model.ModelId, model.Version);
+        warehouse.Execute($"INSERT INTO {t} (model_id, version, masking, initiator, set_at) VALUES (?, ?, ?, ?, ?)",
+            model.ModelId, model.Version, policy.Enabled ? "on" : "off", policy.Initiator, DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ"));
+        tx.Commit();
+        return policy;
+    }
+}

@@ -41,6 +41,13 @@ public static class Schema
     public static readonly TableDef RegistryStaging = new("fed_model_registry_staging", RegistryColumns, [S("model_id")],
         "Fed model registry staging: one model's partition being rewritten (export, activation)");
 
+    /// <summary>A model version's masking attribute (docs/privacy.md): set with 'fed model masking'; a version without a
+    /// row follows the default rule (masked with two or more hosts, or an initiator other than the guest).</summary>
+    public static readonly TableDef Masking = new("fed_model_masking",
+    [
+        I("version"), S("masking", "on or off"), S("initiator", "the party id that combines, or external"), S("set_at", "UTC, ISO 8601"),
+    ], [S("model_id")], "Fed model masking: per model version, masked partial scores on or off, and who combines", ["model_id", "version"]);
+
     /// <summary>Maps w_i of the wide table to the feature name and its warehouse column.</summary>
     public static readonly TableDef Columns = new("fed_model_columns",
     [
@@ -88,7 +95,7 @@ public static class Schema
         new[] { S("sample_id") }.Concat(featureNames.Select(f => DN(Identifiers.ColumnFor(f), f))).ToArray(),
         hourly ? Hourly : Daily, "Fed party features (NULL = missing)");
 
-    public static IReadOnlyList<TableDef> ModelTables => [Registry, Columns, Long];
+    public static IReadOnlyList<TableDef> ModelTables => [Registry, Columns, Long, Masking];
 
     /// <summary>The HiveQL script that sets up a cluster's warehouse for one party's model (sql/*.hql).</summary>
     public static string HiveScript(IEnumerable<TableDef> tables) =>

@@ -16,7 +16,7 @@ public class JobTests
     {
         var s = EngineEqualityTests.Make(dataset);
         var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
-        using (var w = WarehouseFactory.Open(wh)) foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        using (var w = WarehouseFactory.Open(wh)) s.ExportModels(w);
         foreach (var p in s.Parties)
             Assert.Equal(0, Env.Cli("features", "load", "--party", p, "--csv", s.Csv[p], "--table", s.Table(p), "--dt", Dt, "--warehouse", wh).Code);
         var scores = Path.Combine(s.Dir, "scores");

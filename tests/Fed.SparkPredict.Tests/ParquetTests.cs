@@ -37,7 +37,7 @@ public class ParquetTests
     {
         var wh = "sqlite:" + Path.Combine(s.Dir, "wh.db");
         using var w = WarehouseFactory.Open(wh);
-        foreach (var m in s.Models.Values) new Fed.Converter.ModelExporter(w).Export(m);
+        s.ExportModels(w);
         return wh;
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Fed.Converter;
 using Fed.Core.Model;
+using Fed.Core.Scoring;
 using Fed.Warehouse;
 using Fed.Cli;
 using Fed.Cli.Commands;
@@ -76,8 +77,16 @@ public sealed class Scenario : IDisposable
     /// <summary>Exports every party's model into the warehouse and loads every party's CSV as feat_{party} for dt.</summary>
     public void Setup(IWarehouse w, string dt = "2024-03-01")
     {
-        foreach (var m in Models.Values) new ModelExporter(w).Export(m);
+        ExportModels(w);
         foreach (var p in Parties) FeatureLoader.Load(w, Csv[p], Table(p), Partition.Parse(dt, null));
+    }
+
+    /// <summary>Exports every party's model. These scenarios compare the unmasked paths bit for bit, so a model of two
+    /// or more hosts (masked by default) is set unmasked.</summary>
+    public void ExportModels(IWarehouse w)
+    {
+        foreach (var m in Models.Values) new ModelExporter(w).Export(m);
+        if (Parties.Length > 2) new MaskingRegistry(w).Set(ScoringModel.From(Models.Values.First()).Signature, false, null);
     }
 
     public void Dispose() { try { Directory.Delete(Dir, true); } catch (IOException) { } }

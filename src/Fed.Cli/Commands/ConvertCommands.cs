@@ -43,6 +43,29 @@ public static class ConvertCommands
                 o.Result(new { ok = true, model_id = a.Get("model-id"), active_version = a.Int("version") });
                 return 0;
             }),
+        new("model masking", "Show or set whether a model version's partial scores are masked, and who combines (docs/privacy.md)",
+            [new CliOption("model-id", "model id", Required: true), new CliOption("version", "version (default: the active one)"),
+             new CliOption("masking", "on | off | default (masked with two or more hosts or an initiator other than the guest); omit to show"),
+             new CliOption("initiator", "who combines: a party id or 'external' (default: the guest)"), Warehouse],
+            (a, o) =>
+            {
+                using var w = a.Warehouse();
+                var sig = Fed.SparkPredict.CombineCore.Signature(w, a.Get("model-id"), a.IntOpt("version"));
+                var reg = new MaskingRegistry(w);
+                var policy = a.Opt("masking") switch
+                {
+                    null when a.Opt("initiator") != null => throw new BadInputException("--initiator is set together with --masking"),
+                    null => reg.Policy(sig),
+                    "on" => reg.Set(sig, true, a.Opt("initiator")),
+                    "off" => reg.Set(sig, false, a.Opt("initiator")),
+                    "default" => reg.Set(sig, null, a.Opt("initiator")),
+                    var x => throw new BadInputException($"--masking '{ErrorText.Cut(x, 40)}': expected on, off or default"),
+                };
+                o.Say($"{sig.ModelId} v{sig.Version}: {policy.Describe(sig)}");
+                o.Result(new { ok = true, model_id = sig.ModelId, version = sig.Version, masking = policy.Enabled, initiator = policy.Initiator,
+                    maskers = policy.Maskers, initiator_sees = policy.VisibleTo(sig) });
+                return 0;
+            }),
         new("model rollback", "Re-activate the version before the active one",
             [new CliOption("model-id", "model id", Required: true), Warehouse],
             (a, o) =>

@@ -1,4 +1,5 @@
 using Fed.Core;
+using Fed.Core.Scoring;
 using Fed.SparkPredict;
 using Fed.Warehouse;
 using Fed.Warehouse.Odbc;
@@ -35,6 +36,8 @@ public static class PredictCommands
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
                 new CliOption("id-column", "CSV id column", Default: "id"), CliOptions.AllowEmpty,
                 new CliOption("ids", "score only these agreed ids: a file (one id a line) or a warehouse table with a sample_id column"),
+                new CliOption("run-id", "masked models ('fed model masking'): the run id every party of this partition's run was given (a fresh one per run)"),
+                new CliOption("mask-keys", "masked models: this party's mask key file ('fed mask keygen'), needed by every party that masks"),
             ],
             (a, o) =>
             {
@@ -51,12 +54,24 @@ public static class PredictCommands
                     throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
                 var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"), a.Opt("ids"));
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
+                var policy = new MaskingRegistry(w).Policy(plan.Model.Signature);
+                if (policy.Enabled && a.Opt("emit-sql") != null)
+                    throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked: the emitted SQL would write clear partial scores (masked SQL is not generated yet)");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
                 if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
+                using var masking = policy.Enabled
+                    ? engine == "local"
+                        ? BatchMasking.For(plan, policy, a.Opt("mask-keys") is { } kf ? MaskKeys.Read(kf) : null,
+                            a.Opt("run-id") ?? throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked ({policy.Describe(plan.Model.Signature)}): give --run-id, the same at every party"))
+                        : throw new BadInputException($"model '{plan.Model.ModelId}' v{plan.Model.Version} is masked: score it with --engine local --out DIR (masked SQL is not generated yet)")
+                    : a.Opt("run-id") != null || a.Opt("mask-keys") != null
+                        ? throw new BadInputException($"--run-id/--mask-keys: model '{plan.Model.ModelId}' v{plan.Model.Version} is not masked ({policy.Describe(plan.Model.Signature)})")
+                        : null;
+                if (masking != null) o.Progress($"  masked run '{masking.RunId}' ({(masking.MaskedByParty ? "this party masks" : "this party only encodes")})");
                 using var bar = o.Bar("scoring", null);
                 var res = engine switch
                 {
-                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format),
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format, masking: masking),
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };
@@ -107,10 +122,13 @@ public static class PredictCommands
             [new CliOption("models", "directory with the model's *.json partial-model files", Required: true),
              new CliOption("party", "PARTY=CSV for every party", Required: true, Multiple: true),
              new CliOption("out", "predictions CSV", Required: true), new CliOption("id-column", "id column of the CSVs", Default: "id"),
-             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty],
+             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty,
+             new CliOption("masked", "the masked reference: fixed-point partial scores with pairwise masks that cancel in the sum (docs/privacy.md)", Flag: true),
+             new CliOption("initiator", "--masked only: who combines, a party id or 'external' (default: the guest)")],
             (a, o) =>
             {
-                var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"));
+                if (a.Opt("initiator") != null && !a.Flag("masked")) throw new BadInputException("--initiator goes with --masked");
+                var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"), a.Flag("masked"), a.Opt("initiator"));
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
                     rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });

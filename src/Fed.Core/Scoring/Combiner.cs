@@ -50,12 +50,63 @@ public static class Combiner
                     throw new BadInputException($"model '{model.ModelId}' v{model.Version}: row {r} has a missing or non-finite partial score; rejected rows must not reach the combiner");
                 z[c] = s;
             }
-            var pred = Link(model, z);
-            values[r] = pred.Value;
-            if (predictedClass != null) predictedClass[r] = pred.PredictedClass;
-            if (probabilities != null && pred.Probabilities != null)
-                for (var c = 0; c < outputs; c++) probabilities[c][r] = pred.Probabilities[c];
+            Store(Link(model, z), r, values, predictedClass, probabilities);
         }
+    }
+
+    /// <summary>
+    /// Combines one sample's masked parts (<see cref="ScoreMasker"/>: fixed-point ring elements, masked or not):
+    /// every party must be present; the sum mod 2^64 cancels the masks exactly, is decoded by <see cref="FixedPoint"/>,
+    /// then the link as for doubles. The ring sum is exact, so arrival order cannot change a bit.
+    /// </summary>
+    public static Prediction CombineMasked(ModelSignature model, IReadOnlyDictionary<string, long[]> parts, string? sampleId = null)
+    {
+        var missing = model.Parties.Where(p => !parts.ContainsKey(p)).ToArray();
+        if (missing.Length > 0) throw new IncompletePartiesException(model.ModelId, model.Version, missing, sampleId);
+        foreach (var (party, scores) in parts)
+        {
+            if (Array.IndexOf(model.Parties, party) < 0)
+                throw new BadInputException($"model '{model.ModelId}' v{model.Version} has no party '{party}' (parties: {string.Join(", ", model.Parties)})");
+            if (scores.Length != model.OutputCount)
+                throw new BadInputException($"party '{party}' sent {scores.Length} masked score(s); model '{model.ModelId}' v{model.Version} has {model.OutputCount} output(s)");
+        }
+        Span<double> z = stackalloc double[model.OutputCount];
+        for (var c = 0; c < z.Length; c++)
+        {
+            var s = 0L;
+            foreach (var p in model.Parties) s = unchecked(s + parts[p][c]);
+            z[c] = FixedPoint.Decode(s);
+        }
+        return Link(model, z);
+    }
+
+    /// <summary><see cref="CombineMasked"/> over a columnar batch: <c>partials[p][c][r]</c>, parties in model order.</summary>
+    public static void CombineMaskedBatch(ModelSignature model, IReadOnlyList<long[][]> partials, int rows,
+        double[] values, int[]? predictedClass = null, double[][]? probabilities = null)
+    {
+        if (partials.Count != model.Parties.Length)
+            throw new IncompletePartiesException(model.ModelId, model.Version, model.Parties.Skip(partials.Count).ToArray());
+        var outputs = model.OutputCount;
+        Span<double> z = stackalloc double[outputs];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var c = 0; c < outputs; c++)
+            {
+                var s = 0L;
+                for (var p = 0; p < partials.Count; p++) s = unchecked(s + partials[p][c][r]);
+                z[c] = FixedPoint.Decode(s);
+            }
+            Store(Link(model, z), r, values, predictedClass, probabilities);
+        }
+    }
+
+    /// <summary>Row r of a batch's outputs.</summary>
+    static void Store(Prediction pred, int r, double[] values, int[]? predictedClass, double[][]? probabilities)
+    {
+        values[r] = pred.Value;
+        if (predictedClass != null) predictedClass[r] = pred.PredictedClass;
+        if (probabilities != null && pred.Probabilities != null)
+            for (var c = 0; c < pred.Probabilities.Length; c++) probabilities[c][r] = pred.Probabilities[c];
     }
 
     /// <summary>Applies the model's link to summed scores.</summary>
