@@ -401,15 +401,15 @@ public sealed class InitiatorService : ServiceHost
 
     /// <summary>
     /// Writes the records and waits for Redis to acknowledge each one, so the answer says truthfully which predictions
-    /// are cached (<c>cached</c>) and a caller that reads right after gets them. A write that fails on a connection
-    /// error (e.g. a cluster master failing over) is sent again, up to <see cref="WriteAttempts"/> times within
-    /// <see cref="WriteBudgetMs"/>: the same bytes under the same key, so a repeat is harmless. Still failing: its flag stays false.
+    /// are cached (<c>cached</c>) and a caller that reads right after gets them. A write that fails, or is not
+    /// acknowledged within its share of the budget (<see cref="WriteBudgetMs"/> / <see cref="WriteAttempts"/>: e.g. a
+    /// cluster master that died and whose replica is not promoted yet), is sent again: the same bytes under the same
+    /// key, so a repeat, or the original landing late, is harmless. Still failing at the end of the budget: its flag stays false.
     /// </summary>
     async Task WriteCache(List<(int Index, PredictionRecord Record)> records, bool[] cached, string requestId)
     {
         var db = Redis;
         var pending = records.Select(r => (r.Index, Key: (RedisKey)PredictionKeys.Record(r.Record.ModelId, r.Record.Version, r.Record.SampleId), Value: (RedisValue)r.Record.ToJson())).ToList();
-        var until = Environment.TickCount64 + WriteBudgetMs;
         string? error = null;
         for (var attempt = 1; pending.Count > 0; attempt++)
         {
@@ -419,23 +419,24 @@ public sealed class InitiatorService : ServiceHost
                 try { writes[j] = db.StringSetAsync(pending[j].Key, pending[j].Value, _ttl); }
                 catch (Exception e) when (e is RedisException or TimeoutException) { writes[j] = Task.FromException<bool>(e); }
             }
+            var deadline = Task.Delay(WriteBudgetMs / WriteAttempts);
             var failed = new List<(int, RedisKey, RedisValue)>();
             for (var j = 0; j < writes.Length; j++)
             {
+                if (await Task.WhenAny(writes[j], deadline) != writes[j]) { error = "not acknowledged in time"; failed.Add(pending[j]); continue; }
                 try { cached[pending[j].Index] = await writes[j]; }
                 catch (Exception e) when (e is RedisException or TimeoutException) { error = e.Message; failed.Add(pending[j]); }
             }
             pending = failed;
-            if (pending.Count == 0 || attempt == WriteAttempts || Environment.TickCount64 >= until) break;
-            Metrics.Inc("fed_cache_write_retries_total", "Cache writes sent again after a Redis error (idempotent: same key, same bytes).", by: pending.Count);
-            await Task.Delay(50 * attempt);
+            if (pending.Count == 0 || attempt == WriteAttempts) break;
+            Metrics.Inc("fed_cache_write_retries_total", "Cache writes sent again after a Redis error or no acknowledgement in time (idempotent: same key, same bytes).", by: pending.Count);
         }
         if (pending.Count == 0) return;
         Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
         Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", error));
     }
 
-    internal const int WriteAttempts = 5, WriteBudgetMs = 3000;
+    internal const int WriteAttempts = 4, WriteBudgetMs = 3000;
 
     async Task Lookup(HttpContext ctx, string modelId, string sampleId)
     {
