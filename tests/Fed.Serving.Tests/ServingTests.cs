@@ -408,7 +408,7 @@ public abstract class ServingContract(WorldFixture f)
         foreach (var id in ids)
         {
             var raw = await W.Initiator.Redis.StringGetAsync($"fed:pred:{{{W.ModelId}:v2:{id}}}"); // the documented layout: hash tag per prediction
-            Assert.True(raw.HasValue, "key fed:pred:{model}:v{version}:{sample} must exist");
+            Assert.True(raw.HasValue, "key fed:pred:{<model>:v<version>:<sample>} must exist");
             var rec = PredictionRecord.Parse(raw!, "k");
             SameBits(W.Direct(id, 2), rec.PredictValue, "cached " + id);
             Assert.Equal("online", rec.Source);
