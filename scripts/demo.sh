@@ -95,11 +95,11 @@ if [ -d .deps/kafka/libs ] && command -v java >/dev/null && command -v redis-ser
       --kafka api.version.request=false --kafka broker.version.fallback=0.9.0 >/dev/null 2>&1
   done
   for i in $(seq 1 60); do
-    n=$(redis-cli -p "$port" --scan --pattern "fed:pred:$model:v1:*" | grep -c . || true)
+    n=$(redis-cli -p "$port" --scan --pattern "fed:pred:{$model:v1:*" | grep -c . || true)
     [ "$n" -ge 500 ] && break; sleep 0.5
   done
-  echo "streaming: $n predictions in Redis; incomplete records: $(redis-cli -p "$port" --scan --pattern "fed:incomplete:$model:*" | grep -c . || true)" >&2
-  redis-cli -p "$port" get "fed:pred:$model:v1:$sample"
+  echo "streaming: $n predictions in Redis; incomplete records: $(redis-cli -p "$port" --scan --pattern "fed:incomplete:{$model:*" | grep -c . || true)" >&2
+  redis-cli -p "$port" get "fed:pred:{$model:v1:$sample}"
 else
   step "6. skipped: streaming needs the Kafka broker that scripts/install-deps.sh fetches (and no test run in progress)"
 fi

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Test servers on free loopback ports, all state under <repo>/.run (gitignored).
 #
-#   scripts/services.sh start [redis] [postgres] [kafka]   (default: all three)
-#   scripts/services.sh stop  [redis] [postgres] [kafka]   (default: all; safe to repeat)
+#   scripts/services.sh start [redis] [redis-cluster] [postgres] [kafka]   (default: all four)
+#   scripts/services.sh stop  [redis] [redis-cluster] [postgres] [kafka]   (default: all; safe to repeat)
 #   scripts/services.sh env                                (print .run/env.sh)
 #   scripts/services.sh status
 #   scripts/services.sh create-topic NAME PARTITIONS       (Kafka 0.9: via ZooKeeper)
 #
 # `start` writes .run/env.sh, which the tests read (source it):
 #   FED_TEST_REDIS=127.0.0.1:PORT
+#   FED_TEST_REDIS_CLUSTER=127.0.0.1:P1,...,127.0.0.1:P6   (3 masters + 3 replicas; FED_TEST_REDIS_CLUSTER_DIR=its state)
 #   FED_TEST_PG_HOST=127.0.0.1 FED_TEST_PG_PORT=PORT FED_TEST_PG_USER=postgres FED_TEST_PG_DB=fedtest
 #   FED_TEST_PG_ODBC="Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=PORT;Database=fedtest;Uid=postgres;"
 #   FED_TEST_KAFKA=127.0.0.1:PORT FED_TEST_ZK=127.0.0.1:PORT FED_TEST_KAFKA_LIBS=/abs/.deps/kafka/libs
@@ -22,7 +23,7 @@ DEPS="${FED_DEPS_DIR:-$ROOT/.deps}"
 KAFKA_LIBS="$DEPS/kafka/libs"
 HELPER="$ROOT/scripts/svc_helper.py"
 TIMEOUT="${FED_SERVICES_TIMEOUT:-120}"
-ALL_SERVICES=(redis postgres kafka)
+ALL_SERVICES=(redis redis-cluster postgres kafka)
 HOST=127.0.0.1
 
 log() { echo "services: $*" >&2; }
@@ -153,6 +154,72 @@ stop_redis() {
   local pid port; pid="$(redis_pid)"; port="$(redis_port)"
   if [ -n "$pid" ] && [ -n "$port" ]; then kill_wait "$pid" ":$port" 20; fi
   rm -rf "$RUN/redis" "$RUN/redis.env"
+}
+
+# ------------------------------------------------------------------ redis cluster (3 masters + 3 replicas)
+# Each node: its own dir under $RUN/redis-cluster/<port>, cluster bus on a second free port (cluster-port, Redis 7).
+RC="$RUN/redis-cluster"
+RC_NODES=6
+rc_ports() { cat "$RC/ports" 2>/dev/null || true; }
+rc_node_alive() { # PORT: our redis-server for that port is running
+  local p="$1"; pid_alive "$(head -n1 "$RC/$p/redis.pid" 2>/dev/null)" ":$p"
+}
+rc_healthy() {
+  local ports p first; ports="$(rc_ports)"
+  [ -n "$ports" ] || return 1
+  for p in $ports; do rc_node_alive "$p" || return 1; done
+  first="${ports%% *}"
+  # every node sees the whole cluster as ok
+  for p in $ports; do
+    redis-cli -h $HOST -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+  [ "$(redis-cli -h $HOST -p "$first" cluster info 2>/dev/null | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" = "$RC_NODES" ]
+}
+
+start_redis-cluster() {
+  need redis-server; need redis-cli
+  if rc_healthy; then log "redis cluster already running on $(rc_ports)"; return 0; fi
+  stop_redis-cluster
+  mkdir -p "$RC"
+  local ports=() all i p bus addrs=() list out
+  mapfile -t all < <(free_ports $((RC_NODES * 2)))
+  for ((i = 0; i < RC_NODES; i++)); do
+    p="${all[$i]}"; bus="${all[$((i + RC_NODES))]}"
+    ports+=("$p")
+    mkdir -p "$RC/$p"
+    redis-server --port "$p" --cluster-port "$bus" --bind "$HOST" --dir "$RC/$p" --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --daemonize yes --pidfile "$RC/$p/redis.pid" --logfile "$RC/$p/redis.log" 9>&- \
+      || { show_log "$RC/$p/redis.log"; stop_redis-cluster; die "redis-server (cluster node $p) failed to start"; }
+    addrs+=("$HOST:$p")
+  done
+  echo "${ports[*]}" >"$RC/ports"
+  for p in "${ports[@]}"; do
+    wait_until "redis cluster node $p" "$RC/$p/redis.log" "$RC/$p/redis.pid" ":$p" \
+      bash -c "[ \"\$(redis-cli -h $HOST -p $p ping)\" = PONG ]" \
+      || { stop_redis-cluster; die "redis cluster node $p failed to start"; }
+  done
+  # First three become masters, the rest their replicas (redis-cli assigns them).
+  if ! out="$(redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes 2>&1)"; then
+    echo "$out" >&2; stop_redis-cluster; die "redis-cli --cluster create failed"
+  fi
+  wait_until "redis cluster state" "$RC/${ports[0]}/redis.log" "" "" rc_healthy \
+    || { redis-cli -h $HOST -p "${ports[0]}" cluster nodes >&2 || true; stop_redis-cluster; die "redis cluster never reached cluster_state:ok"; }
+  list="$(IFS=,; echo "${addrs[*]}")"
+  {
+    echo "export FED_TEST_REDIS_CLUSTER=$list"
+    echo "export FED_TEST_REDIS_CLUSTER_DIR=$RC"
+  } >"$RUN/redis-cluster.env"
+  log "redis cluster ready on $list (3 masters + 3 replicas)"
+}
+
+stop_redis-cluster() {
+  local p pid
+  for p in $(rc_ports); do
+    pid="$(head -n1 "$RC/$p/redis.pid" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill_wait "$pid" ":$p" 20
+  done
+  rm -rf "$RC" "$RUN/redis-cluster.env"
 }
 
 # ------------------------------------------------------------------ postgres
@@ -384,7 +451,7 @@ select_services() { # validate names into SEL; default all
   if [ "$#" -eq 0 ]; then SEL=("${ALL_SERVICES[@]}"); return; fi
   for s in "$@"; do
     case "$s" in
-      redis | postgres | kafka) SEL+=("$s") ;;
+      redis | redis-cluster | postgres | kafka) SEL+=("$s") ;;
       pg | postgresql) SEL+=(postgres) ;;
       *) die "unknown service '$s' (expected: ${ALL_SERVICES[*]})" ;;
     esac
@@ -420,6 +487,7 @@ case "$cmd" in
   status)
     rc=0
     redis_healthy && log "redis: up on $HOST:$(redis_port)" || { log "redis: down"; rc=3; }
+    rc_healthy && log "redis-cluster: up on $(rc_ports)" || { log "redis-cluster: down"; rc=3; }
     pg_healthy && log "postgres: up on $HOST:$(pg_port)" || { log "postgres: down"; rc=3; }
     kafka_healthy && log "kafka: up on $HOST:$(kport kafka) (zookeeper $HOST:$(kport zk))" || { log "kafka: down"; rc=3; }
     exit "$rc"

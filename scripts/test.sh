@@ -4,7 +4,7 @@
 # (also on failure or CTRL-C) and exits with dotnet's exit code. The last line is
 #   tests: N passed, N failed, N skipped
 # summed over the per-assembly summaries dotnet test prints.
-# Env: FED_SERVICES="redis postgres kafka" (subset to start; "none" for none).
+# Env: FED_SERVICES="redis redis-cluster postgres kafka" (subset to start; "none" for none).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +34,7 @@ trap 'log "terminated"; exit 143' TERM
 
 bash "$ROOT/scripts/install-deps.sh" || { log "install-deps failed"; exit 1; }
 
-read -r -a SERVICES <<<"${FED_SERVICES:-redis postgres kafka}"
+read -r -a SERVICES <<<"${FED_SERVICES:-redis redis-cluster postgres kafka}"
 if [ "${SERVICES[*]}" != none ]; then
   SERVICES_UP=1
   bash "$ROOT/scripts/services.sh" start "${SERVICES[@]}" || { log "could not start test services"; exit 1; }

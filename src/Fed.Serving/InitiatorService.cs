@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Fed.Core;
+using Fed.Core.Redis;
 using Fed.Core.Security;
 using Fed.Core.Scoring;
 using Microsoft.AspNetCore.Builder;
@@ -100,13 +101,8 @@ public sealed class InitiatorService : ServiceHost
     public bool NearCacheLive => _near?.Live == true;
 
     /// <summary>The Redis client as the initiator sets it up (public so a benchmark's baseline uses the same client).</summary>
-    public static ConnectionMultiplexer ConnectRedis(string config)
-    {
-        var opts = ConfigurationOptions.Parse(config);
-        opts.AbortOnConnectFail = false; // start (not ready) while Redis is down; reconnect when it is back
-        // StackExchange.Redis 3.x completes replies without an ordering queue (what PreserveAsyncOrder = false did in 1.x).
-        return ConnectionMultiplexer.Connect(opts);
-    }
+    /// <summary>Single node, Sentinel or Cluster alike. Starts (not ready) while Redis is down and reconnects when it is back.</summary>
+    public static ConnectionMultiplexer ConnectRedis(string config) => RedisStore.Connect(config, abortOnConnectFail: false);
 
     protected override string? NotReadyReason()
     {
@@ -165,7 +161,7 @@ public sealed class InitiatorService : ServiceHost
             for (var i = 0; i < n; i++) keys[i] = PredictionKeys.Record(sig.ModelId, version, req.SampleIds[i]);
             try
             {
-                var values = await Redis.StringGetAsync(keys);
+                var values = await RedisStore.GetManyAsync(Redis, keys); // one MGET per cluster slot
                 for (var i = 0; i < n; i++)
                     if (values[i].HasValue) { records[i] = PredictionRecord.Parse(values[i]!, keys[i]!); fromCache[i] = true; }
                 var hits = fromCache.Count(h => h);
@@ -425,28 +421,42 @@ public sealed class InitiatorService : ServiceHost
 
     /// <summary>
     /// Writes the records and waits for Redis to acknowledge each one, so the answer says truthfully which predictions
-    /// are cached (<c>cached</c>) and a caller that reads right after gets them. A failed write leaves its flag false.
+    /// are cached (<c>cached</c>) and a caller that reads right after gets them. A write that fails, or is not
+    /// acknowledged within its share of the budget (<see cref="WriteBudgetMs"/> / <see cref="WriteAttempts"/>: e.g. a
+    /// cluster master that died and whose replica is not promoted yet), is sent again: the same bytes under the same
+    /// key, so a repeat, or the original landing late, is harmless. Still failing at the end of the budget: its flag stays false.
     /// </summary>
     async Task WriteCache(List<(int Index, PredictionRecord Record)> records, bool[] cached, string requestId)
     {
         var db = Redis;
-        var writes = new Task<bool>[records.Count];
-        for (var j = 0; j < records.Count; j++)
-        {
-            var r = records[j].Record;
-            try { writes[j] = db.StringSetAsync(PredictionKeys.Record(r.ModelId, r.Version, r.SampleId), r.ToJson(), _ttl); }
-            catch (Exception e) when (e is RedisException or TimeoutException) { writes[j] = Task.FromException<bool>(e); }
-        }
+        var pending = records.Select(r => (r.Index, Key: (RedisKey)PredictionKeys.Record(r.Record.ModelId, r.Record.Version, r.Record.SampleId), Value: (RedisValue)r.Record.ToJson())).ToList();
         string? error = null;
-        for (var j = 0; j < writes.Length; j++)
+        for (var attempt = 1; pending.Count > 0; attempt++)
         {
-            try { cached[records[j].Index] = await writes[j]; }
-            catch (Exception e) when (e is RedisException or TimeoutException) { error ??= e.Message; }
+            var writes = new Task<bool>[pending.Count];
+            for (var j = 0; j < pending.Count; j++)
+            {
+                try { writes[j] = db.StringSetAsync(pending[j].Key, pending[j].Value, _ttl); }
+                catch (Exception e) when (e is RedisException or TimeoutException) { writes[j] = Task.FromException<bool>(e); }
+            }
+            var deadline = Task.Delay(WriteBudgetMs / WriteAttempts);
+            var failed = new List<(int, RedisKey, RedisValue)>();
+            for (var j = 0; j < writes.Length; j++)
+            {
+                if (await Task.WhenAny(writes[j], deadline) != writes[j]) { error = "not acknowledged in time"; failed.Add(pending[j]); continue; }
+                try { cached[pending[j].Index] = await writes[j]; }
+                catch (Exception e) when (e is RedisException or TimeoutException) { error = e.Message; failed.Add(pending[j]); }
+            }
+            pending = failed;
+            if (pending.Count == 0 || attempt == WriteAttempts) break;
+            Metrics.Inc("fed_cache_write_retries_total", "Cache writes sent again after a Redis error or no acknowledgement in time (idempotent: same key, same bytes).", by: pending.Count);
         }
-        if (error is null) return;
+        if (pending.Count == 0) return;
         Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
         Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", error));
     }
+
+    internal const int WriteAttempts = 4, WriteBudgetMs = 3000;
 
     async Task Lookup(HttpContext ctx, string modelId, string sampleId)
     {

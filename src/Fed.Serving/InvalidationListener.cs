@@ -45,13 +45,22 @@ sealed class InvalidationListener : IDisposable
     {
         var options = ConfigurationOptions.Parse(redisConfig);
         if (options.EndPoints.Count != 1)
-            throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary); '{Fed.Core.Security.Secrets.Redact(redisConfig)}' has {options.EndPoints.Count}. " +
-                                          "Turn near_cache off (max_entries 0) for a cluster or sentinel setup.");
-        var l = new InvalidationListener(options.EndPoints[0], options, prefix, changed, flushed, down, up, log);
-        try { l._conn = Task.Run(() => l.Connect(CancellationToken.None)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one
+            throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary) or a Redis Cluster; '{Fed.Core.Security.Secrets.Redact(redisConfig)}' has {options.EndPoints.Count} endpoints that are not a cluster. " +
+                                          "Turn near_cache off (max_entries 0) for a sentinel setup.");
+        return Start(options, options.EndPoints[0], prefix, changed, flushed, down, up, log);
+    }
+
+    /// <summary>The same for one given server (a cluster master) with the connection settings of <paramref name="options"/>.</summary>
+    public static InvalidationListener Start(ConfigurationOptions options, EndPoint endpoint, string prefix, Action<string> changed, Action flushed, Action down, Action up, Action<string> log) =>
+        Task.Run(() => StartAsync(options, endpoint, prefix, changed, flushed, down, up, log)).GetAwaiter().GetResult(); // off the caller's context: no deadlock under one
+
+    public static async Task<InvalidationListener> StartAsync(ConfigurationOptions options, EndPoint endpoint, string prefix, Action<string> changed, Action flushed, Action down, Action up, Action<string> log)
+    {
+        var l = new InvalidationListener(endpoint, options, prefix, changed, flushed, down, up, log);
+        try { l._conn = await l.Connect(CancellationToken.None); }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or RedisServerError or System.Security.Authentication.AuthenticationException)
         {
-            throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {options.EndPoints[0]}, " +
+            throw new FedFailureException($"near_cache needs Redis client tracking (Redis 6.0 or later, CLIENT TRACKING allowed) on {endpoint}, " +
                                           $"and turning it on failed: {e.Message}. Use such a server, or turn near_cache off (max_entries 0).", e);
         }
         _ = Task.Run(l.Run);

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using Fed.Core;
+using Fed.Core.Redis;
 using Fed.Core.Scoring;
+using StackExchange.Redis;
 
 namespace Fed.Serving;
 
@@ -29,6 +31,7 @@ public sealed class NearCache : IDisposable
     readonly long _maxAgeMs;
     readonly Metrics _metrics;
     InvalidationListener? _listener;
+    ClusterTracking? _cluster;
     long _epoch;
     int _count;
     volatile bool _live;
@@ -40,14 +43,33 @@ public sealed class NearCache : IDisposable
         _maxAgeMs = config.MaxAgeMs;
     }
 
-    /// <summary>Turns client tracking on for prediction keys; throws (saying what to do) if the server cannot do it.</summary>
+    /// <summary>
+    /// Turns client tracking on for prediction keys; throws (saying what to do) if the server cannot do it. On a Redis
+    /// Cluster, one tracking connection per master (<see cref="ClusterTracking"/>): each master reports changes only to
+    /// the keys it holds.
+    /// </summary>
     public static NearCache Start(NearCacheConfig config, string redisConfig, Metrics metrics, Action<string, string> log)
     {
         var cache = new NearCache(config, metrics);
+        var options = ConfigurationOptions.Parse(redisConfig);
+        ConnectionMultiplexer? probe = null;
+        try
+        {
+            // Its own connection (admin mode for CLUSTER NODES), kept by the cluster tracker to follow the topology.
+            probe = RedisStore.Connect(redisConfig, abortOnConnectFail: true, allowAdmin: true);
+            if (RedisStore.IsCluster(probe))
+            {
+                cache._cluster = ClusterTracking.Start(cache, options, probe, log);
+                probe = null;
+                return cache;
+            }
+        }
+        catch (RedisConnectionException) { } // unreachable or refused: the single-server start below says why
+        finally { probe?.Dispose(); }
         cache._listener = InvalidationListener.Start(redisConfig, PredictionKeys.Prefix, cache.Invalidate, () => cache.Clear(),
             // A change made while the connection was down went unreported: drop everything, serve nothing until tracking is back.
             down: cache.Suspend,
-            up: () => { cache.Clear(); cache._live = true; },
+            up: cache.GoLive,
             log: e => log("near cache off until the tracking connection is back", e));
         return cache;
     }
@@ -131,9 +153,117 @@ public sealed class NearCache : IDisposable
         Clear();
     }
 
+    /// <summary>Tracking is on everywhere it must be: drop what may have changed unseen, then serve again.</summary>
+    void GoLive()
+    {
+        Clear();
+        _live = true;
+    }
+
     public void Dispose()
     {
         _live = false;
         _listener?.Dispose();
+        _cluster?.Dispose();
+    }
+
+    /// <summary>
+    /// Near cache over a Redis Cluster: one <see cref="InvalidationListener"/> per master that holds slots, as
+    /// CLUSTER NODES says, re-read every <see cref="ReconcileMs"/>. Live only while every such master's tracking
+    /// connection is up. A listener that drops suspends the cache (its master may have failed: changes there went
+    /// unseen); after a failover the promoted replica is a new master, gets a listener, and once all are up the cache is
+    /// cleared and goes live again. A key that changes on a master the tracker has not yet seen (a new node or a slot
+    /// migration, at most one interval old) is bounded by max_age_ms like any entry.
+    /// </summary>
+    sealed class ClusterTracking : IDisposable
+    {
+        const int ReconcileMs = 500;
+        sealed class Node { public InvalidationListener? Listener; public volatile bool Up; }
+
+        readonly NearCache _cache;
+        readonly ConfigurationOptions _options;
+        readonly ConnectionMultiplexer _redis;
+        readonly Action<string, string> _log;
+        readonly Dictionary<System.Net.EndPoint, Node> _nodes = new();
+        readonly CancellationTokenSource _stop = new();
+        readonly object _lock = new();
+
+        ClusterTracking(NearCache cache, ConfigurationOptions options, ConnectionMultiplexer redis, Action<string, string> log) =>
+            (_cache, _options, _redis, _log) = (cache, options, redis, log);
+
+        public static ClusterTracking Start(NearCache cache, ConfigurationOptions options, ConnectionMultiplexer redis, Action<string, string> log)
+        {
+            var t = new ClusterTracking(cache, options, redis, log);
+            try { Task.Run(() => t.Reconcile(startup: true)).GetAwaiter().GetResult(); }
+            catch { t.Dispose(); throw; }
+            _ = Task.Run(t.Loop);
+            return t;
+        }
+
+        async Task Loop()
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                try { await Task.Delay(ReconcileMs, _stop.Token); } catch (OperationCanceledException) { return; }
+                try { await Reconcile(startup: false); }
+                catch (Exception e) when (e is RedisException or TimeoutException or FedFailureException or InvalidOperationException)
+                {
+                    lock (_lock) _cache.Suspend();
+                    _log("near cache off: the cluster topology cannot be read", e.Message);
+                }
+            }
+        }
+
+        async Task<HashSet<System.Net.EndPoint>> Masters()
+        {
+            var server = _redis.GetServers().FirstOrDefault(s => s.IsConnected)
+                         ?? throw new FedFailureException("no Redis Cluster node is connected");
+            var nodes = await server.ClusterNodesAsync() ?? throw new FedFailureException("CLUSTER NODES answered nothing");
+            return nodes.Nodes.Where(n => !n.IsReplica && n.Slots.Count > 0 && n.EndPoint != null).Select(n => n.EndPoint!).ToHashSet();
+        }
+
+        /// <summary>All I/O outside the lock (async, no pool thread blocked); the lock only guards the node table and liveness.</summary>
+        async Task Reconcile(bool startup)
+        {
+            var masters = await Masters();
+            List<System.Net.EndPoint> added;
+            lock (_lock)
+            {
+                foreach (var (ep, n) in _nodes.ToList())
+                    if (!masters.Contains(ep)) { n.Listener?.Dispose(); _nodes.Remove(ep); }
+                added = masters.Where(ep => !_nodes.ContainsKey(ep)).ToList();
+            }
+            foreach (var ep in added)
+            {
+                var node = new Node();
+                try
+                {
+                    node.Listener = await InvalidationListener.StartAsync(_options, ep, PredictionKeys.Prefix, _cache.Invalidate, () => _cache.Clear(),
+                        down: () => { lock (_lock) { node.Up = false; _cache.Suspend(); } },
+                        up: () => node.Up = true,
+                        log: e => _log($"near cache off until the tracking connection to {ep} is back", e));
+                }
+                catch (FedFailureException) when (!startup) { continue; } // try again next round; not live meanwhile
+                lock (_lock)
+                {
+                    if (_stop.IsCancellationRequested) { node.Listener.Dispose(); return; }
+                    _nodes[ep] = node;
+                    _cache.Suspend(); // a master not tracked until now: what changed there went unseen
+                }
+            }
+            lock (_lock)
+                if (!_cache.Live && _nodes.Count == masters.Count && masters.All(_nodes.ContainsKey) && _nodes.Values.All(n => n.Up)) _cache.GoLive();
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            lock (_lock)
+            {
+                foreach (var n in _nodes.Values) n.Listener?.Dispose();
+                _nodes.Clear();
+            }
+            _redis.Dispose();
+        }
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Fed.Core;
 using Fed.Core.Model;
+using Fed.Core.Redis;
 using Fed.Core.Scoring;
 using Fed.Warehouse;
 using StackExchange.Redis;
@@ -9,8 +10,9 @@ namespace Fed.SparkPredict;
 
 /// <summary>
 /// Loads a predictions partition into Redis in the shared format (<see cref="PredictionKeys"/>, <see cref="PredictionRecord"/>)
-/// and looks predictions up. One multiplexed connection; SETs are sent fire-and-forget in batches, then one awaited
-/// round trip proves they all landed; the active-version pointer is set last.
+/// and looks predictions up. One multiplexed connection (single node or cluster); SETs are pipelined in chunks and every
+/// reply of a chunk is awaited, so each write is known to have landed; a chunk that failed is written again (the same
+/// bytes: idempotent). The active-version pointer is set last.
 /// </summary>
 public static class RedisPredictions
 {
@@ -18,17 +20,13 @@ public static class RedisPredictions
 
     public static ConnectionMultiplexer Connect(string endpoint)
     {
-        try
-        {
-            var options = ConfigurationOptions.Parse(endpoint);
-            options.AbortOnConnectFail = true;
-            options.ConnectTimeout = 5000;
-            options.SyncTimeout = 30000;
-            return ConnectionMultiplexer.Connect(options);
-        }
+        try { return RedisStore.Connect(endpoint, abortOnConnectFail: true, syncTimeoutMs: 30000); }
         catch (RedisConnectionException e) { throw new FedFailureException($"cannot connect to Redis at {endpoint}: {e.Message}", e); }
-        catch (ArgumentException e) { throw new BadInputException($"--redis '{endpoint}': {e.Message}; use HOST:PORT", e); }
+        catch (ArgumentException e) { throw new BadInputException($"--redis '{endpoint}': {e.Message}; use HOST:PORT (a cluster: HOST:PORT,HOST:PORT,...)", e); }
     }
+
+    /// <summary>Writes sent before one awaited check; a failed chunk (e.g. a cluster master failing over) is sent again.</summary>
+    const int Chunk = 10_000, Attempts = 8;
 
     public static LoadResult Load(IWarehouse w, string endpoint, string modelId, int? version, Partition p, TimeSpan? ttl, Action<string>? progress = null)
     {
@@ -45,7 +43,7 @@ public static class RedisPredictions
         var db = redis.GetDatabase();
         var now = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ");
         long n = 0;
-        Task? last = null;
+        var chunk = new List<KeyValuePair<RedisKey, RedisValue>>(Chunk);
         while (r.Read())
         {
             var id = r.GetString(0);
@@ -61,21 +59,37 @@ public static class RedisPredictions
                 ModelId = sig.ModelId, Version = sig.Version, SampleId = id, PredictValue = r.GetDouble(1),
                 PredictedClass = r.IsNull(2) ? null : r.GetString(2), Probabilities = probs, Dt = p.Dt, Hour = p.HourText, WrittenAt = now,
             };
-            var key = PredictionKeys.Record(sig.ModelId, sig.Version, id);
-            // Every 10,000th write is awaited-able; the rest are fire-and-forget on the same ordered connection.
-            if (++n % 10_000 == 0)
+            chunk.Add(new(PredictionKeys.Record(sig.ModelId, sig.Version, id), rec.ToJson()));
+            n++;
+            if (chunk.Count == Chunk)
             {
-                last = db.StringSetAsync(key, rec.ToJson(), ttl, When.Always);
-                last.Wait();
+                WriteChunk(db, chunk, ttl, progress);
+                chunk.Clear();
                 progress?.Invoke($"  {n:N0} predictions written to Redis");
             }
-            else db.StringSet(key, rec.ToJson(), ttl, When.Always, CommandFlags.FireAndForget);
         }
-        // Commands on one connection are processed in order: once this reply arrives, every SET before it is applied.
-        db.Ping();
+        WriteChunk(db, chunk, ttl, progress);
         if (n == 0) throw new BadInputException($"empty partition: {t} has no predictions for model '{sig.ModelId}' v{sig.Version} {p}");
         if (active) db.StringSet(PredictionKeys.ActiveVersion(sig.ModelId), sig.Version.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return new LoadResult(n, sig.Version, active, sw.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Sends the chunk's SETs at once, awaits every reply; sends the failed ones again with backoff.</summary>
+    static void WriteChunk(IDatabase db, List<KeyValuePair<RedisKey, RedisValue>> chunk, TimeSpan? ttl, Action<string>? progress)
+    {
+        var pending = chunk;
+        for (var attempt = 1; pending.Count > 0; attempt++)
+        {
+            var writes = pending.Select(kv => (kv, db.StringSetAsync(kv.Key, kv.Value, ttl, When.Always))).ToList();
+            try { Task.WaitAll(writes.Select(w => (Task)w.Item2)); } catch (AggregateException) { }
+            var failed = writes.Where(w => !w.Item2.IsCompletedSuccessfully).ToList();
+            if (failed.Count == 0) return;
+            var error = failed[0].Item2.Exception?.InnerException?.Message ?? "not acknowledged";
+            if (attempt == Attempts) throw new FedFailureException($"Redis refused {failed.Count} writes after {Attempts} attempts: {error}");
+            progress?.Invoke($"  {failed.Count} Redis writes failed ({error}); writing them again");
+            Thread.Sleep(100 * (1 << Math.Min(attempt, 5)));
+            pending = failed.Select(w => w.kv).ToList();
+        }
     }
 
     /// <summary>Looks a prediction up: the given version, or the version the active pointer names.</summary>

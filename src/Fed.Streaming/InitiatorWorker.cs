@@ -3,6 +3,7 @@ using System.Globalization;
 using Confluent.Kafka;
 using Fed.Core;
 using Fed.Core.Model;
+using Fed.Core.Redis;
 using Fed.Core.Scoring;
 using Fed.Warehouse;
 using StackExchange.Redis;
@@ -59,9 +60,7 @@ public sealed class InitiatorWorker : WorkerBase
         _config = config;
         _warehouse = WarehouseFactory.Open(config.Warehouse);
         _registry = new ModelRegistry(_warehouse);
-        var options = ConfigurationOptions.Parse(config.Redis);
-        options.AbortOnConnectFail = false; // start even when Redis is down; writes retry with backoff
-        _redis = ConnectionMultiplexer.Connect(options);
+        _redis = RedisStore.Connect(config.Redis, abortOnConnectFail: false); // start even when Redis is down; writes retry with backoff
         _db = _redis.GetDatabase();
         _ttl = config.PredictionTtlSeconds > 0 ? TimeSpan.FromSeconds(config.PredictionTtlSeconds) : null;
     }
@@ -262,32 +261,33 @@ public sealed class InitiatorWorker : WorkerBase
         {
             try
             {
-                // 1. Expired requests: skip those that were in fact scored (same event id) earlier.
-                var checks = _expired.Where(j => j.Value is null)
-                    .Select(j => (j, _db.StringGetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId)))).ToList();
-                if (checks.Count > 0) Wait(checks.Select(c => (Task)c.Item2));
-                foreach (var (j, t) in checks)
-                {
-                    var existing = t.Result;
-                    if (existing.HasValue && SameEvent(existing!, j.RequestId))
+                // Expired requests: the incomplete record is written only if the prediction key does not already hold
+                // this request's score (a replay after a restart, or another worker that combined it during a
+                // rebalance). One atomic script: both keys share the prediction's hash tag, so one slot on a cluster.
+                foreach (var j in _expired)
+                    if (j.Value is null)
                     {
-                        j.Value = null;
-                        j.Closed = true;
-                        Interlocked.Increment(ref Metrics.Duplicates);
-                        continue;
+                        var missing = j.Signature.Parties.Where(p => !j.Arrived(p)).ToList();
+                        var arrived = j.Signature.Parties.Where(j.Arrived).ToList();
+                        j.Value = OutputMessages.Incomplete(j.RequestId, j.ModelId, j.Version, j.SampleId, arrived, missing, _config.WindowMs, j.EventTime);
                     }
-                    var missing = j.Signature.Parties.Where(p => !j.Arrived(p)).ToList();
-                    var arrived = j.Signature.Parties.Where(j.Arrived).ToList();
-                    j.Value = OutputMessages.Incomplete(j.RequestId, j.ModelId, j.Version, j.SampleId, arrived, missing, _config.WindowMs, j.EventTime);
-                }
-                // 2. Writes, pipelined.
-                var writes = new List<Task>(_ready.Count + _expired.Count);
+                var checks = _expired.Select(j => (j, _db.ScriptEvaluateAsync(IncompleteUnlessScored,
+                    [PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId)],
+                    [j.RequestId, j.Value, _ttl is { } t ? (long)t.TotalMilliseconds : 0]))).ToList();
+                // Predictions, pipelined beside them.
+                var writes = new List<Task>(_ready.Count + checks.Count);
                 foreach (var j in _ready)
                     writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
-                foreach (var j in _expired)
-                    if (j.Value is not null)
-                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
+                writes.AddRange(checks.Select(c => (Task)c.Item2));
                 Wait(writes);
+                foreach (var (j, t) in checks)
+                {
+                    if ((long)t.Result == 0)
+                    {
+                        j.Value = null; // scored already: no incomplete record, no status event
+                        Interlocked.Increment(ref Metrics.Duplicates);
+                    }
+                }
                 var now = DateTime.UtcNow;
                 foreach (var j in _ready)
                     if (DateTime.TryParse(j.EventTime, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var et))
@@ -313,11 +313,17 @@ public sealed class InitiatorWorker : WorkerBase
         }
     }
 
-    static bool SameEvent(string value, string requestId)
-    {
-        try { return PredictionRecord.Parse(value, "").EventId == requestId; }
-        catch (FedException) { return false; }
-    }
+    /// <summary>KEYS: prediction, incomplete record (one hash tag). ARGV: request id, incomplete JSON, TTL ms (0: none).
+    /// Returns 0 (nothing written) when the prediction key holds this request's score, else writes the record and returns 1.</summary>
+    const string IncompleteUnlessScored = """
+        local p = redis.call('GET', KEYS[1])
+        if p then
+          local ok, rec = pcall(cjson.decode, p)
+          if ok and type(rec) == 'table' and rec['event_id'] == ARGV[1] then return 0 end
+        end
+        if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) else redis.call('SET', KEYS[2], ARGV[2]) end
+        return 1
+        """;
 
     void Wait(IEnumerable<Task> tasks)
     {

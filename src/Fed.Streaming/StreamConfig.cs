@@ -64,6 +64,10 @@ public abstract class StreamConfigBase
         foreach (var (k, v) in Producer) d[k] = v;
         d.TryAdd("linger.ms", "1");
         d.TryAdd("acks", "all");
+        // Partial scores are keyed by request id; every party must map one key to one partition, so all parts of a
+        // request meet in one partials partition, read by one initiator worker. Pinned (not librdkafka's default,
+        // consistent_random) to murmur2_random, the Java client's rule, so a party on another Kafka client agrees too.
+        d.TryAdd("partitioner", "murmur2_random");
         // Delivery reports are read for their error only.
         d.TryAdd("dotnet.producer.delivery.report.fields", "none");
         return new ProducerConfig(d);

@@ -12,9 +12,10 @@ public static class StreamRecords
 {
     public const string IncompletePrefix = "fed:incomplete:";
 
-    /// <summary><c>fed:incomplete:{model_id}:v{version}:{sample_id}</c>: the explicit status of a request whose parties did not all answer.</summary>
+    /// <summary><c>fed:incomplete:{model_id:vN:sample_id}</c>: the explicit status of a request whose parties did not all
+    /// answer. Same hash tag as the prediction's key (<see cref="PredictionKeys.Tag"/>): one slot on a cluster.</summary>
     public static string IncompleteKey(string modelId, int version, string sampleId) =>
-        $"{IncompletePrefix}{Identifiers.ModelId(modelId)}:v{version}:{sampleId}";
+        IncompletePrefix + PredictionKeys.Tag(modelId, version, sampleId);
 
     /// <summary>The record of a combined request. Deterministic: written_at is the request's event time, so a replay writes the same bytes.</summary>
     public static PredictionRecord Prediction(ModelSignature sig, string sampleId, string eventId, Prediction p, string eventTime) => new()

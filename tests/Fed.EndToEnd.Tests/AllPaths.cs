@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Fed.Cli;
 using Fed.Cli.Commands;
 using Fed.Core.Model;
+using Fed.Core.Scoring;
 using Fed.Serving;
 using Fed.Streaming.Tests;
 using Fed.TestSupport;
@@ -146,13 +147,13 @@ public abstract class AllPaths(string sample, string[] parties) : IAsyncLifetime
         while (found.Count < Reference.Count && DateTime.UtcNow < deadline)
         {
             foreach (var id in Reference.Keys)
-                if (!found.ContainsKey(id) && db.StringGet($"fed:pred:{_model}:v1:{id}") is { HasValue: true } v)
+                if (!found.ContainsKey(id) && db.StringGet(PredictionKeys.Record(_model, 1, id)) is { HasValue: true } v)
                     found[id] = JsonNode.Parse((string)v!)!["predict_value"]!.GetValue<double>();
             if (found.Count < Reference.Count) Thread.Sleep(250);
         }
         // A one-sided id must not have a prediction (its incomplete record is written when its window expires).
         foreach (var id in OneSided)
-            if (db.StringGet($"fed:pred:{_model}:v1:{id}") is { HasValue: true } v) found[id] = double.NaN;
+            if (db.StringGet(PredictionKeys.Record(_model, 1, id)) is { HasValue: true } v) found[id] = double.NaN;
 
         var events = Parties.Sum(p => Ids(_csv[p]).Count());
         foreach (var (_, value) in TestServices.ReadTopic(t + "partials", 2, got => got.Count >= events, TimeSpan.FromSeconds(30)))

@@ -8,16 +8,29 @@ using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving.Tests;
 
-public sealed class WorldFixture : IAsyncLifetime
+public class WorldFixture : IAsyncLifetime
 {
     public ServingWorld World { get; private set; } = null!;
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
-    public async Task InitializeAsync() => World = await ServingWorld.Create(ServingWorld.RequireRedis());
+    protected virtual string Redis => ServingWorld.RequireRedis();
+    public async Task InitializeAsync() => World = await ServingWorld.Create(Redis);
     public async Task DisposeAsync() { Http.Dispose(); if (World != null) await World.DisposeAsync(); }
 }
 
+/// <summary>The same world on the Redis Cluster of scripts/test.sh (FED_TEST_REDIS_CLUSTER: 3 masters + 3 replicas).</summary>
+public sealed class ClusterWorldFixture : WorldFixture
+{
+    protected override string Redis => ServingWorld.RequireRedisCluster();
+}
+
 /// <summary>Real party services and initiator on loopback, real Redis (FED_TEST_REDIS), real breast_cancer data.</summary>
-public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
+public sealed class ServingTests(WorldFixture f) : ServingContract(f), IClassFixture<WorldFixture>;
+
+/// <summary>Every serving test again with the cache, nonces and lookups on a Redis Cluster.</summary>
+public sealed class ServingClusterTests(ClusterWorldFixture f) : ServingContract(f), IClassFixture<ClusterWorldFixture>;
+
+/// <summary>What serving must do whichever Redis it has (single node or cluster): the tests, run by each subclass.</summary>
+public abstract class ServingContract(WorldFixture f)
 {
     ServingWorld W => f.World;
     HttpClient Http => f.Http;
@@ -213,7 +226,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         var ids = W.SharedIds.Take(10).ToArray();
         var started = DateTime.UtcNow;
         var r = await Predict(ids, url: init.Url);
-        if (how == "timeout") Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(3), "the timeout must bound the request");
+        if (how == "timeout") Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(3), $"the timeout must bound the request (took {(DateTime.UtcNow - started).TotalMilliseconds:F0} ms: {r.GetProperty("parties")})");
         Assert.False(r.GetProperty("complete").GetBoolean());
         var host = r.GetProperty("parties").EnumerateArray().Single(p => p.GetProperty("party").GetString() == "host");
         Assert.Equal(how == "timeout" ? "timeout" : "error", host.GetProperty("status").GetString());
@@ -394,8 +407,8 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         var r = await Predict(ids);
         foreach (var id in ids)
         {
-            var raw = await W.Initiator.Redis.StringGetAsync($"fed:pred:{W.ModelId}:v2:{id}");
-            Assert.True(raw.HasValue, "key fed:pred:{model}:v{version}:{sample} must exist");
+            var raw = await W.Initiator.Redis.StringGetAsync($"fed:pred:{{{W.ModelId}:v2:{id}}}"); // the documented layout: hash tag per prediction
+            Assert.True(raw.HasValue, "key fed:pred:{<model>:v<version>:<sample>} must exist");
             var rec = PredictionRecord.Parse(raw!, "k");
             SameBits(W.Direct(id, 2), rec.PredictValue, "cached " + id);
             Assert.Equal("online", rec.Source);

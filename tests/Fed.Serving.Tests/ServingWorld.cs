@@ -53,6 +53,10 @@ public sealed class ServingWorld : IAsyncDisposable
         Environment.GetEnvironmentVariable("FED_TEST_REDIS") is { Length: > 0 } r ? r
             : throw new InvalidOperationException("FED_TEST_REDIS is not set: run the tests through scripts/test.sh, which starts Redis and sets it (host:port)");
 
+    public static string RequireRedisCluster() =>
+        Environment.GetEnvironmentVariable("FED_TEST_REDIS_CLUSTER") is { Length: > 0 } r ? r
+            : throw new InvalidOperationException("FED_TEST_REDIS_CLUSTER is not set: run the tests through scripts/test.sh, which starts a Redis Cluster and sets it (host:port,...)");
+
     /// <summary>Builds and starts the world. <paramref name="log"/> is each service's log target; "{service}" in it
     /// becomes the party id or "initiator" (e.g. file:/tmp/x/{service}.log).</summary>
     /// <summary><paramref name="tls"/>: every service on HTTPS with pinned client certificates (the shipped setting);

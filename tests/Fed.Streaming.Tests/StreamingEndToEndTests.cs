@@ -27,13 +27,16 @@ public sealed class StreamingEndToEndTests : IDisposable
         Drop = ["y"], Limit = limit,
     };
 
-    [Fact]
-    public void Two_parties_and_initiator_write_the_same_predictions_as_direct_scoring_and_incomplete_records_for_one_sided_ids()
+    [Theory]
+    [InlineData("single")]
+    [InlineData("cluster")] // Redis Cluster, 3 masters + 3 replicas: the same records, spread over the slots
+    public void Two_parties_and_initiator_write_the_same_predictions_as_direct_scoring_and_incomplete_records_for_one_sided_ids(string redisKind)
     {
         var t = new Topics(TestServices.UniquePrefix("e2e"));
         var models = BreastCancerModels.Create(_dir, "bc_e2e_" + Guid.NewGuid().ToString("N")[..6]);
         t.Create();
-        var icfg = TestServices.InitiatorConfig(models.GuestDb, t.Prefix, windowMs: 3000);
+        var redisConfig = TestServices.RedisOf(redisKind);
+        var icfg = TestServices.InitiatorConfig(models.GuestDb, t.Prefix, windowMs: 3000, redis: redisConfig);
         using var initiator = Running.Initiator(icfg);
         using var guest = Running.Party(TestServices.PartyConfig("guest", models.GuestDb, t.Guest, t.Partials, t.Dlq, t.Prefix + "-guest"));
         using var host = Running.Party(TestServices.PartyConfig("host", models.HostDb, t.Host, t.Partials, t.Dlq, t.Prefix + "-host"));
@@ -45,7 +48,7 @@ public sealed class StreamingEndToEndTests : IDisposable
 
         var expected = models.Expected(1);
         Assert.True(expected.Count > 450, $"only {expected.Count} shared ids");
-        using var redis = TestServices.ConnectRedis();
+        using var redis = TestServices.ConnectRedis(redisConfig);
         var db = redis.GetDatabase();
         var keys = expected.Keys.Select(id => PredictionKeys.Record(models.ModelId, 1, id)).ToList();
         var values = RedisCheck.WaitAll(db, keys, TimeSpan.FromSeconds(60));

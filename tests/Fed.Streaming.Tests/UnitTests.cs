@@ -25,8 +25,9 @@ public sealed class UnitTests
     [Fact]
     public void Prediction_keys_and_values_are_the_shared_deterministic_format()
     {
-        Assert.Equal("fed:pred:bc:v3:s-1", PredictionKeys.Record("bc", 3, "s-1"));
-        Assert.Equal("fed:incomplete:bc:v3:s-1", StreamRecords.IncompleteKey("bc", 3, "s-1"));
+        // One Redis Cluster hash tag per prediction: the prediction and its incomplete record share a slot.
+        Assert.Equal("fed:pred:{bc:v3:s-1}", PredictionKeys.Record("bc", 3, "s-1"));
+        Assert.Equal("fed:incomplete:{bc:v3:s-1}", StreamRecords.IncompleteKey("bc", 3, "s-1"));
         var sig = new ModelSignature("bc", 3, Fed.Core.Model.ModelKind.Logistic, [], ["guest", "host"]);
         var json = StreamRecords.Prediction(sig, "s-1", "e-1", new Prediction(0.1 + 0.2, 1, null), "2026-01-01T00:00:00Z").ToJson();
         Assert.Equal(json, StreamRecords.Prediction(sig, "s-1", "e-1", new Prediction(0.1 + 0.2, 1, null), "2026-01-01T00:00:00Z").ToJson());

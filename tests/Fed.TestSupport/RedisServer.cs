@@ -54,3 +54,58 @@ public sealed class RedisServer : IAsyncDisposable
         _dir.Delete(true);
     }
 }
+
+/// <summary>
+/// A Redis Cluster of a test's (or benchmark's) own: 3 masters + 3 replicas on free loopback ports, started and
+/// stopped by the same script CI uses (<c>scripts/services.sh start|stop redis-cluster</c>) in a run directory of its
+/// own, so a test may kill a node without touching the shared cluster. Stopped and removed on dispose.
+/// </summary>
+public sealed class RedisClusterServer : IAsyncDisposable
+{
+    readonly string _run, _script;
+
+    RedisClusterServer(string run, string script, string endpoints) => (_run, _script, Endpoints) = (run, script, endpoints);
+
+    /// <summary>"127.0.0.1:P1,...,127.0.0.1:P6", a StackExchange.Redis configuration string.</summary>
+    public string Endpoints { get; }
+
+    public static async Task<RedisClusterServer> Start(string repoRoot)
+    {
+        var run = Directory.CreateTempSubdirectory("fed-rc-").FullName;
+        var script = Path.Combine(repoRoot, "scripts", "services.sh");
+        await Services(script, run, "start");
+        var env = File.ReadAllLines(Path.Combine(run, "redis-cluster.env"));
+        var list = env.Single(l => l.StartsWith("export FED_TEST_REDIS_CLUSTER=", StringComparison.Ordinal)).Split('=', 2)[1];
+        return new RedisClusterServer(run, script, list);
+    }
+
+    static async Task Services(string script, string run, string verb)
+    {
+        var psi = new ProcessStartInfo("bash", [script, verb, "redis-cluster"]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.Environment["FED_RUN_DIR"] = run;
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        await p.StandardOutput.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"services.sh {verb} redis-cluster failed ({p.ExitCode}): {await err}");
+    }
+
+    /// <summary>The node's pid (from its pidfile) for a port.</summary>
+    public int Pid(int port) => int.Parse(File.ReadAllText(Path.Combine(_run, "redis-cluster", port.ToString(), "redis.pid")).Trim());
+
+    /// <summary>Runs redis-cli against one node and returns its output.</summary>
+    public static string Cli(int port, params string[] args)
+    {
+        var psi = new ProcessStartInfo("redis-cli", ["-h", "127.0.0.1", "-p", port.ToString(), .. args]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return output;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await Services(_script, _run, "stop"); }
+        finally { try { Directory.Delete(_run, true); } catch (IOException) { } }
+    }
+}

@@ -36,7 +36,7 @@ public sealed class ServingBenchmark : IBenchmark
     public IReadOnlyList<BenchFigure> Run(BenchContext ctx) => RunAsync(ctx).GetAwaiter().GetResult();
 
     /// <summary>What one load phase measured. CPU and allocation are the whole process's, per request.</summary>
-    sealed record Load(string Kind, int Workers, double Qps, double P50Ms, double P99Ms, double P999Ms, long Requests, long Errors,
+    internal sealed record Load(string Kind, int Workers, double Qps, double P50Ms, double P99Ms, double P999Ms, long Requests, long Errors,
         double CpuUsPerRequest, double AllocKbPerRequest, int Gc0, int Gc1, int Gc2, double GcPauseMs)
     {
         /// <summary>Open loop only: p99 counted from each request's actual start, without the scheduler's timer lag.</summary>
@@ -295,10 +295,10 @@ public sealed class ServingBenchmark : IBenchmark
     }
 
     /// <summary>A well-spread, deterministic choice of the i-th request's sample.</summary>
-    static int Pick(int i, int n) => (int)((uint)(i * 2654435761u) % (uint)n);
+    internal static int Pick(int i, int n) => (int)((uint)(i * 2654435761u) % (uint)n);
 
     /// <summary>Closed loop: <paramref name="workers"/> tasks issue requests back to back for <paramref name="seconds"/>.</summary>
-    static async Task<Load> Drive(int workers, double seconds, Func<int, Task<bool>> op)
+    internal static async Task<Load> Drive(int workers, double seconds, Func<int, Task<bool>> op)
     {
         var until = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
         var lat = new List<double>[workers];
@@ -404,5 +404,5 @@ public sealed class ServingBenchmark : IBenchmark
         }
     }
 
-    static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
+    internal static string LoadAverage() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
 }

@@ -135,7 +135,7 @@ public static class PredictCommands
                 a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;
             }),
-        new("predict load-redis", "Write a predictions partition to Redis (key fed:pred:{model}:v{version}:{sample_id}, pointer fed:pred:{model}:active)",
+        new("predict load-redis", "Write a predictions partition to Redis (key fed:pred:{<model>:v<version>:<sample_id>}, pointer fed:pred:<model>:active)",
             [new CliOption("redis", "HOST:PORT", Required: true), ModelId, Version, Dt, Hour,
              new CliOption("ttl", "seconds until the records expire (default: never)"), Warehouse],
             (a, o) =>

@@ -8,18 +8,27 @@ namespace Fed.Core.Scoring;
 /// THE key/value format of predictions in Redis, shared by every writer (batch load-redis, streaming, online serving)
 /// and every reader (lookup, serving). Change it here only.
 /// <list type="bullet">
-/// <item><c>fed:pred:{model_id}:v{version}:{sample_id}</c> → <see cref="PredictionRecord"/> JSON (optionally with a TTL).</item>
-/// <item><c>fed:pred:{model_id}:active</c> → the version number (decimal text) that lookups by model id alone use.
-/// A writer sets it only after every record of that version is written, so a reader never sees a half-loaded version.</item>
+/// <item><c>fed:pred:{&lt;model_id&gt;:v&lt;version&gt;:&lt;sample_id&gt;}</c> → <see cref="PredictionRecord"/> JSON (optionally with a TTL).
+/// The braces are literal: a Redis Cluster hash tag. Every key about one prediction (this record, the streaming path's
+/// incomplete record <c>fed:incomplete:{...}</c> with the same tag) is in one slot, so one atomic script can read one and
+/// write the other; different samples spread over all slots (and masters).</item>
+/// <item><c>fed:pred:&lt;model_id&gt;:active</c> → the version number (decimal text) that lookups by model id alone use.
+/// A writer sets it only after every record of that version is written, so a reader never sees a half-loaded version.
+/// Deliberately not tagged with the records: one slot for a model's pointer and records would put a whole model's
+/// predictions on one master. It is read first, on its own (the record key depends on it).</item>
 /// </list>
-/// The sample id is the last key segment and may itself contain ':'.
+/// The sample id is the last part inside the tag and may itself contain ':' (or a '}', which only shortens the tag,
+/// the same way for every key of that prediction).
 /// </summary>
 public static class PredictionKeys
 {
     public const string Prefix = "fed:pred:";
 
-    public static string Record(string modelId, int version, string sampleId) =>
-        $"{Prefix}{Identifiers.ModelId(modelId)}:v{version.ToString(CultureInfo.InvariantCulture)}:{sampleId}";
+    public static string Record(string modelId, int version, string sampleId) => Prefix + Tag(modelId, version, sampleId);
+
+    /// <summary>The hash tag of one prediction, braces included: <c>{model_id:vN:sample_id}</c>.</summary>
+    public static string Tag(string modelId, int version, string sampleId) =>
+        $"{{{Identifiers.ModelId(modelId)}:v{version.ToString(CultureInfo.InvariantCulture)}:{sampleId}}}";
 
     public static string ActiveVersion(string modelId) => $"{Prefix}{Identifiers.ModelId(modelId)}:active";
 }

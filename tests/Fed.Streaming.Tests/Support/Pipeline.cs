@@ -53,7 +53,7 @@ public static class RedisCheck
         while (true)
         {
             RedisValue[] values;
-            try { values = db.StringGet(keys.Select(k => (RedisKey)k).ToArray()); }
+            try { values = Fed.Core.Redis.RedisStore.GetManyAsync(db, keys.Select(k => (RedisKey)k).ToArray()).GetAwaiter().GetResult(); } // per slot on a cluster
             catch (Exception e) when (e is RedisException or TimeoutException && sw.Elapsed < timeout) { Thread.Sleep(200); continue; } // e.g. Redis paused by the test
             var missing = values.Count(v => !v.HasValue);
             if (missing == 0) return keys.Zip(values).ToDictionary(p => p.First, p => (string)p.Second!);

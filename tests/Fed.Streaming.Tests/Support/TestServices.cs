@@ -14,12 +14,16 @@ public static class TestServices
 {
     public static string Require(string name) =>
         Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v
-            : throw new InvalidOperationException($"{name} is not set: run the tests through scripts/test.sh, which starts Kafka and Redis on free ports and exports FED_TEST_KAFKA, FED_TEST_ZK, FED_TEST_KAFKA_LIBS and FED_TEST_REDIS");
+            : throw new InvalidOperationException($"{name} is not set: run the tests through scripts/test.sh, which starts Kafka and Redis on free ports and exports FED_TEST_KAFKA, FED_TEST_ZK, FED_TEST_KAFKA_LIBS, FED_TEST_REDIS and FED_TEST_REDIS_CLUSTER");
 
     public static string Kafka => Require("FED_TEST_KAFKA");
     public static string ZooKeeper => Require("FED_TEST_ZK");
     public static string KafkaLibs => Require("FED_TEST_KAFKA_LIBS");
     public static string Redis => Require("FED_TEST_REDIS");
+    /// <summary>The Redis Cluster of scripts/test.sh (3 masters + 3 replicas), as a StackExchange.Redis configuration string.</summary>
+    public static string RedisCluster => Require("FED_TEST_REDIS_CLUSTER");
+    /// <summary>"single" (FED_TEST_REDIS) or "cluster" (FED_TEST_REDIS_CLUSTER): the tests that run on both.</summary>
+    public static string RedisOf(string kind) => kind switch { "single" => Redis, "cluster" => RedisCluster, _ => throw new ArgumentException(kind) };
 
     /// <summary>librdkafka settings for the Kafka 0.9 test broker (a production config targets a modern broker).</summary>
     public static Dictionary<string, string> OldBrokerKafka() => new()
@@ -144,7 +148,7 @@ public static class TestServices
         return got.ToDictionary(t => t.Partition.Value, t => t.Offset == Offset.Unset ? 0 : t.Offset.Value);
     }
 
-    public static ConnectionMultiplexer ConnectRedis() => ConnectionMultiplexer.Connect(Redis + ",abortConnect=false");
+    public static ConnectionMultiplexer ConnectRedis(string? config = null) => Fed.Core.Redis.RedisStore.Connect(config ?? Redis, abortOnConnectFail: false);
 
     public static PartyConfig PartyConfig(string party, string warehouse, string inputTopic, string partials, string dlq, string group) => new()
     {
@@ -153,11 +157,11 @@ public static class TestServices
         SigningKey = "file:" + KeyFile(party),
     };
 
-    public static InitiatorConfig InitiatorConfig(string warehouse, string prefix, int windowMs) => new()
+    public static InitiatorConfig InitiatorConfig(string warehouse, string prefix, int windowMs, string? redis = null) => new()
     {
         Warehouse = "sqlite:" + warehouse, PartialsTopic = prefix + ".partials", ScoresTopic = prefix + ".scores",
         StatusTopic = prefix + ".status", DeadLetterTopic = prefix + ".dlq", GroupId = prefix + "-initiator",
-        Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), Redis = Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
+        Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), Redis = redis ?? Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
         PartyKeys = new() { ["guest"] = "file:" + KeyFile("guest"), ["host"] = "file:" + KeyFile("host") },
     };
 
