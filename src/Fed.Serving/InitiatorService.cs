@@ -91,10 +91,8 @@ public sealed class InitiatorService : ServiceHost
     {
         var opts = ConfigurationOptions.Parse(config);
         opts.AbortOnConnectFail = false; // start (not ready) while Redis is down; reconnect when it is back
-        var mux = ConnectionMultiplexer.Connect(opts);
-        // Nothing here depends on the order of completions; keeping it would route every reply through one queue.
-        mux.PreserveAsyncOrder = false;
-        return mux;
+        // StackExchange.Redis 3.x completes replies without an ordering queue (what PreserveAsyncOrder = false did in 1.x).
+        return ConnectionMultiplexer.Connect(opts);
     }
 
     protected override string? NotReadyReason()
@@ -274,7 +272,7 @@ public sealed class InitiatorService : ServiceHost
         return new PredictionRecord
         {
             ModelId = sig.ModelId, Version = sig.Version, SampleId = sampleId, PredictValue = p.Value,
-            PredictedClass = sig.Kind == Fed.Core.Model.ModelKind.Softmax ? sig.Classes[p.PredictedClass] : null,
+            PredictedClass = Fed.Core.Model.PartialModel.HasClasses(sig.Kind) ? sig.Classes[p.PredictedClass] : null,
             Probabilities = probs, Source = "online", WrittenAt = now,
         };
     }

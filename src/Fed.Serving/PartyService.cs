@@ -268,9 +268,7 @@ public sealed class PartyService : ServiceHost
             if (_tableColumns.TryGetValue(table, out var cached)) return cached;
         if (!w.TableExists(table))
             throw new FedFailureException($"party '{_config.PartyId}': feature table '{table}' does not exist in {w.Description}; load features first");
-        var cols = new HashSet<string>(StringComparer.Ordinal);
-        using (var r = w.Query($"SELECT * FROM {w.Dialect.Id(table)} WHERE 1 = 0"))
-            for (var i = 0; i < r.FieldCount; i++) cols.Add(r.GetName(i));
+        var cols = new HashSet<string>(w.Dialect.ColumnsOf(w, table), StringComparer.Ordinal);
         lock (_tableColumns) _tableColumns[table] = cols;
         return cols;
     }

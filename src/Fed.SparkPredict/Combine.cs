@@ -24,7 +24,7 @@ public sealed class CombinedPredictions
     public Dictionary<string, long> RowsByParty { get; init; } = [];
 
     public int Count => Ids.Length;
-    public string? ClassLabel(int r) => Model.Kind == ModelKind.Softmax ? Model.Classes[PredictedClass![r]] : null;
+    public string? ClassLabel(int r) => PartialModel.HasClasses(Model.Kind) ? Model.Classes[PredictedClass![r]] : null;
 
     public string ProbabilitiesJson(int r)
     {
@@ -101,8 +101,8 @@ public static class CombineCore
             return cols;
         }).ToList();
         var values = new double[n];
-        int[]? cls = sig.Kind == ModelKind.Softmax ? new int[n] : null;
-        double[][]? probs = sig.Kind == ModelKind.Softmax ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
+        int[]? cls = PartialModel.HasClasses(sig.Kind) ? new int[n] : null;
+        double[][]? probs = PartialModel.HasClasses(sig.Kind) ? Enumerable.Range(0, outputs).Select(_ => new double[n]).ToArray() : null;
         Combiner.CombineBatch(sig, partials, n, values, cls, probs);
         return new CombinedPredictions
         {
@@ -135,7 +135,9 @@ public static class CombineJob
 {
     public sealed record Result(CombinedPredictions Predictions, string Table, string ReportPath, Dictionary<string, object?> Report);
 
-    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null)
+    /// <param name="parquetOut">Write the predictions as a Hive-layout Parquet partition under this folder instead of the warehouse table.</param>
+    public static Result Run(IWarehouse w, string modelId, int? version, Partition p, string input, string? reportPath, Action<string>? progress = null,
+        string? parquetOut = null)
     {
         var sig = CombineCore.Signature(w, modelId, version);
         var fromWarehouse = input.Equals("warehouse", StringComparison.OrdinalIgnoreCase);
@@ -154,7 +156,7 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
-        var table = PredictionsTable.Write(w, combined, p);
+        var table = parquetOut is null ? PredictionsTable.Write(w, combined, p) : HiveParquet.WritePredictions(parquetOut, combined, p);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
@@ -167,6 +169,55 @@ public static class CombineJob
         var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
         WriteJson(path, report);
         return new Result(combined, table, Path.GetFullPath(path), report);
+    }
+
+    /// <summary>
+    /// The combine on a cluster: the <see cref="CombineSql"/> script, written to <paramref name="emitPath"/> (if given) and
+    /// run by spark-sql (<paramref name="engine"/> "spark-sql") or by the warehouse itself (a Hive/Spark Thrift ODBC
+    /// source, engine "sql"); the counts are read back. Engine "emit" only writes the script.
+    /// </summary>
+    public static Dictionary<string, object?> RunSql(IWarehouse w, string modelId, int? version, Partition p, string engine, string? emitPath,
+        Action<string>? progress = null, string? sparkSql = null)
+    {
+        var sig = CombineCore.Signature(w, modelId, version);
+        var gen = new CombineSql(sig, p);
+        string? path = null;
+        if (emitPath != null || engine == "spark-sql")
+        {
+            path = Path.GetFullPath(emitPath ?? Path.Combine(Path.GetTempPath(), $"fed-combine-{sig.ModelId}-v{sig.Version}-{p.FileTag}.sql"));
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllText(path + ".tmp", gen.Script());
+            File.Move(path + ".tmp", path, overwrite: true);
+        }
+        var report = new Dictionary<string, object?> { ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText, ["engine"] = engine, ["emitted_sql"] = path, ["table"] = gen.PredictionsTable };
+        (long Predictions, Dictionary<string, long> RowsByParty) counts;
+        switch (engine)
+        {
+            case "emit":
+                return report;
+            case "spark-sql":
+                var exe = sparkSql ?? (Environment.GetEnvironmentVariable("SPARK_HOME") is { Length: > 0 } home ? Path.Combine(home, "bin", "spark-sql")
+                    : throw new FedFailureException($"--engine spark-sql needs SPARK_HOME (a Spark installation with bin/spark-sql); the Spark SQL was written to {path}: run it with 'spark-sql -S -f {path}' on the cluster"));
+                if (!File.Exists(exe)) throw new FedFailureException($"no spark-sql at {exe}");
+                var (code, stdout, stderr) = SparkSql.Run(exe, path!, progress);
+                if (code != 0) throw new FedFailureException($"spark-sql -S -f {path} exited {code}: {SparkSql.ErrorLine(stderr, stdout)}");
+                counts = gen.ParseCounts(stdout);
+                break;
+            case "sql":
+                if (w.Dialect.Name != "hive") throw new BadInputException($"--engine sql runs the HiveQL combine on a Hive or Spark Thrift ODBC warehouse (odbc:dialect=hive;...), not {w.Description}; without --engine Fed combines itself");
+                foreach (var st in gen.Statements().Take(2)) w.Execute(st);
+                using (var r = w.Query(gen.Counts()))
+                {
+                    if (!r.Read()) throw new FedFailureException($"{w.Description}: the combine counts query returned no row");
+                    counts = (r.GetInt64(1), sig.Parties.Select((party, i) => (party, r.GetInt64(2 + i))).ToDictionary(x => x.party, x => x.Item2));
+                }
+                break;
+            default:
+                throw new BadInputException($"--engine '{engine}': expected fed, sql, spark-sql or emit");
+        }
+        report["predictions"] = counts.Predictions;
+        report["rows_by_party"] = counts.RowsByParty;
+        return report;
     }
 
     public static void WriteJson(string path, object doc)

@@ -14,6 +14,8 @@ public sealed class ScoringRunResult
     public long RowsScored { get; set; }
     public long RowsRejected { get; set; }
     public long RowsUnchanged { get; set; }
+    /// <summary>With --ids: agreed ids that had no feature row to score (null without --ids).</summary>
+    public long? IdsNotFound { get; set; }
     public FeatureCoverage? Coverage { get; set; }
     public List<RejectedRow> Rejected { get; } = [];
     public string? Output { get; set; }
@@ -24,7 +26,7 @@ public sealed class ScoringRunResult
 
     public Dictionary<string, object?> ToReport() => new()
     {
-        ["engine"] = Engine, ["rows_scored"] = RowsScored, ["rows_rejected"] = RowsRejected, ["rows_unchanged"] = RowsUnchanged,
+        ["engine"] = Engine, ["rows_scored"] = RowsScored, ["rows_rejected"] = RowsRejected, ["rows_unchanged"] = RowsUnchanged, ["ids_not_found"] = IdsNotFound,
         ["coverage"] = Coverage?.ToReport(), ["rejected"] = Rejected.Take(MaxListed).ToList(), ["rejected_listed"] = Math.Min(Rejected.Count, MaxListed),
         ["output"] = Output, ["seconds"] = new { total = TotalSeconds, read = ReadSeconds, score = ScoreSeconds, write = WriteSeconds },
     };
@@ -48,6 +50,10 @@ public static class LocalEngine
         public readonly double[][] Scores = Enumerable.Range(0, outputs).Select(_ => new double[size]).ToArray();
         public readonly int[] Missing = new int[size];
         public long Seq;
+        // RunParts: the row group, whether this is its end marker, and the worker's pool it returns to.
+        public int Part;
+        public bool Last;
+        public BlockingCollection<Work>? Pool;
     }
 
     public static FeatureCoverage Run(PartialScorer scorer, IFeatureSource source, Sink sink, ScoringRunResult stats,
@@ -55,6 +61,7 @@ public static class LocalEngine
     {
         var model = scorer.Model;
         workers = workers > 0 ? workers : Math.Max(1, Environment.ProcessorCount);
+        if (source is IPartitionedFeatureSource parts && workers > 1) return RunParts(scorer, parts, sink, stats, batchSize, workers, progress);
         var total = Stopwatch.StartNew();
         var free = new BlockingCollection<Work>();
         for (var i = 0; i < 2 * workers + 1; i++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize));
@@ -121,26 +128,141 @@ public static class LocalEngine
             throw;
         }
         closer.Wait();
-        // Surface a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException.
-        foreach (var t in scorers.Append(reader))
-            if (t.Exception?.InnerException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+        return Summarize(model, scorers.Append(reader), coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+    }
+
+    /// <summary>Surfaces a reader or scorer failure (e.g. a bad CSV cell) as itself, not as an AggregateException; sums the statistics.</summary>
+    static FeatureCoverage Summarize(ScoringModel model, IEnumerable<Task> tasks, FeatureCoverage[] coverages, ScoringRunResult stats,
+        long readTicks, long scoreTicks, Stopwatch writeWatch, Stopwatch total)
+    {
+        foreach (var t in tasks)
+            if (t.Exception?.InnerException is { } e and not OperationCanceledException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
         var coverage = new FeatureCoverage(model.Features);
         foreach (var c in coverages) coverage.Add(c);
         stats.Coverage = coverage;
         stats.RowsScored += coverage.RowsScored;
         stats.RowsRejected += coverage.RowsRejected;
         stats.ReadSeconds += readTicks / (double)Stopwatch.Frequency;
-        stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency / workers;
+        stats.ScoreSeconds += scoreTicks / (double)Stopwatch.Frequency;
         stats.WriteSeconds += writeWatch.Elapsed.TotalSeconds;
         stats.TotalSeconds += total.Elapsed.TotalSeconds;
         return coverage;
     }
 
-    /// <summary>Opens the plan's feature source: a CSV file, or the party's warehouse feature table.</summary>
+    /// <summary>
+    /// Parallel parts (e.g. Parquet row groups): each worker takes the next part and reads and scores it with
+    /// buffers of its own (3 batches, so a worker ahead waits for the sink instead of holding everyone's buffers);
+    /// the calling thread hands the batches to the sink in (part, batch) order, so the output is the sequential one.
+    /// </summary>
+    static FeatureCoverage RunParts(PartialScorer scorer, IPartitionedFeatureSource source, Sink sink, ScoringRunResult stats,
+        int batchSize, int workers, Action<long>? progress)
+    {
+        var model = scorer.Model;
+        var total = Stopwatch.StartNew();
+        var done = new BlockingCollection<Work>();
+        using var cts = new CancellationTokenSource();
+        var ct = cts.Token;
+        var coverages = Enumerable.Range(0, workers).Select(_ => new FeatureCoverage(model.Features)).ToArray();
+        long readTicks = 0, scoreTicks = 0;
+        var nextPart = -1;
+        var tasks = Enumerable.Range(0, workers).Select(i => Task.Run(() =>
+        {
+            try { ReadAndScore(i); }
+            catch { cts.Cancel(); throw; } // the sink would wait forever for this worker's part
+        }, ct)).ToArray();
+        void ReadAndScore(int i)
+        {
+            var free = new BlockingCollection<Work>();
+            for (var k = 0; k < 3; k++) free.Add(new Work(model.FeatureCount, model.OutputCount, batchSize) { Pool = free });
+            for (int part; (part = Interlocked.Increment(ref nextPart)) < source.PartCount;)
+            {
+                using var src = source.OpenPart(part);
+                for (var chunk = 0; ; chunk++)
+                {
+                    var w = free.Take(ct);
+                    w.Part = part;
+                    w.Seq = chunk;
+                    var t0 = Stopwatch.GetTimestamp();
+                    var more = src.ReadBatch(w.Batch);
+                    var t1 = Stopwatch.GetTimestamp();
+                    if (more) scorer.ScoreBatch(w.Batch.Columns, w.Batch.Count, w.Scores, w.Missing, coverages[i]);
+                    Interlocked.Add(ref readTicks, t1 - t0);
+                    Interlocked.Add(ref scoreTicks, Stopwatch.GetTimestamp() - t1);
+                    w.Last = !more;
+                    done.Add(w, ct);
+                    if (!more) break;
+                }
+            }
+        }
+        var closer = Task.WhenAll(tasks).ContinueWith(_ => done.CompleteAdding(), TaskScheduler.Default);
+
+        var pending = new Dictionary<(int, long), Work>();
+        var next = (Part: 0, Seq: 0L);
+        long rows = 0;
+        var writeWatch = new Stopwatch();
+        try
+        {
+            foreach (var w in done.GetConsumingEnumerable(ct))
+            {
+                pending[(w.Part, w.Seq)] = w;
+                while (pending.Remove(next, out var item))
+                {
+                    if (item.Last) next = (next.Part + 1, 0);
+                    else
+                    {
+                        writeWatch.Start();
+                        sink(item.Batch, item.Scores, item.Missing);
+                        writeWatch.Stop();
+                        rows += item.Batch.Count;
+                        next.Seq++;
+                        progress?.Invoke(rows);
+                    }
+                    item.Pool!.Add(item);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            try { closer.Wait(); } catch { /* reported below */ }
+            Summarize(model, tasks, coverages, stats, 0, 0, writeWatch, total); // throws the worker's error
+            throw;
+        }
+        catch
+        {
+            cts.Cancel();
+            try { closer.Wait(); } catch { /* the first error is the one to report */ }
+            throw;
+        }
+        closer.Wait();
+        return Summarize(model, tasks, coverages, stats, readTicks, scoreTicks / workers, writeWatch, total);
+    }
+
+    /// <summary>Opens the plan's feature source: a Hive-layout Parquet table folder, a CSV file, or the party's warehouse feature table.</summary>
     public static IFeatureSource OpenSource(ScoringPlan plan, IWarehouse? warehouse) =>
-        plan.FeaturesIsFile
+        plan.FeaturesIsFolder
+            ? ParquetFeatureSource.OpenPartition(plan.Features, plan.Partition.Dt, plan.Partition.Hour, plan.Model.Features, plan.IdColumn)
+            : plan.FeaturesIsFile
             ? new CsvFeatureSource(plan.Features, plan.Model.Features, plan.IdColumn)
             : new WarehouseFeatureSource(warehouse ?? throw new BadInputException("a feature table needs --warehouse"), plan.Features, plan.Model.Features, plan.Partition);
+
+    /// <summary>--ids: the agreed ids from a file, or from a warehouse table's sample_id column.</summary>
+    public static HashSet<string> AgreedIds(ScoringPlan plan, IWarehouse? warehouse)
+    {
+        if (plan.IdsIsFile) return plan.ReadIdsFile();
+        var w = warehouse ?? throw new BadInputException($"--ids {plan.Ids}: a table of ids needs --warehouse");
+        var t = Identifiers.SqlName(plan.Ids!, "--ids table name");
+        if (!w.TableExists(t)) throw new BadInputException($"--ids {t}: no such table in {w.Description} (give a table with a sample_id column, or a file of ids)");
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        using var r = w.Query($"SELECT {w.Dialect.Id("sample_id")} FROM {w.Dialect.Id(t)}");
+        while (r.Read()) if (!r.IsNull(0)) set.Add(r.GetString(0));
+        return set;
+    }
+
+    static void Finish(IFeatureSource source, ScoringRunResult stats)
+    {
+        if (source is IdFilteredSource f) { stats.IdsNotFound = f.NotFound; source = f.Inner; }
+        if (source is WarehouseFeatureSource ws) stats.RowsUnchanged = ws.Unchanged;
+    }
 
     /// <summary>Scores a source into memory (used by 'predict local' and tests).</summary>
     public static PartialScoreSet ScoreToMemory(ScoringModel model, IFeatureSource source, ScoringRunResult stats, int batchSize = 16_384)
@@ -164,11 +286,13 @@ public static class LocalEngine
     /// Runs the plan: partial scores to files in <paramref name="outDir"/> (data + manifest), or, when outDir is null,
     /// into the warehouse's fed_partial_scores[_hourly] partition (replaced in one transaction).
     /// </summary>
-    public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null)
+    public static ScoringRunResult Execute(ScoringPlan plan, IWarehouse? warehouse, string? outDir, Action<string>? progress = null,
+        OutputFormat format = OutputFormat.Csv, int workers = 0)
     {
         var m = plan.Model;
         var stats = new ScoringRunResult { Engine = "local" };
-        using var source = OpenSource(plan, warehouse);
+        var opened = OpenSource(plan, warehouse);
+        using var source = plan.Ids is null ? opened : new IdFilteredSource(opened, AgreedIds(plan, warehouse));
         var scorer = new PartialScorer(m);
         var lastReport = Stopwatch.StartNew();
         void Progress(long rows)
@@ -184,23 +308,29 @@ public static class LocalEngine
 
         if (outDir != null)
         {
-            using var writer = new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount);
+            using IPartialScoreWriter writer = format switch
+            {
+                OutputFormat.Parquet => new HiveParquet.PartialScoreWriter(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                OutputFormat.Arrow => new ArrowPartialScores.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+                _ => new PartialScoreFiles.Writer(outDir, m.ModelId, m.Version, m.PartyId, plan.Partition, m.OutputCount),
+            };
             var coverage = Run(scorer, source, (b, s, miss) =>
             {
                 for (var r = 0; r < b.Count; r++)
                     if (miss[r] < 0) writer.Write(b.SampleIds[r], s, r); else Rejected(b, miss, r);
-            }, stats, progress: Progress);
-            if (source is WarehouseFeatureSource ws) stats.RowsUnchanged = ws.Unchanged;
+            }, stats, workers: workers, progress: Progress);
+            Finish(source, stats);
             var manifest = writer.Complete(new PartialScoreManifest
             {
                 ModelId = m.ModelId, Version = m.Version, Party = m.PartyId, Dt = plan.Partition.Dt, Hour = plan.Partition.HourText,
                 Outputs = m.OutputCount, RowCount = 0, Sha256 = "", DataFile = "", ModelChecksum = m.Checksum,
                 Coverage = coverage.ToReport(), Rejected = stats.Rejected,
             });
-            stats.Output = Path.Combine(outDir, PartialScoreFiles.BaseName(m.ModelId, m.Version, m.PartyId, plan.Partition) + PartialScoreManifest.Suffix);
+            stats.Output = writer.Output;
             return stats;
         }
 
+        if (format != OutputFormat.Csv) throw new BadInputException($"--format {format.ToString().ToLowerInvariant()} needs --out DIR");
         var w = warehouse ?? throw new BadInputException("give --out DIR or a --warehouse to write partial scores to");
         if (!w.Dialect.SupportsTransactions)
             throw new BadInputException($"the local engine cannot write into a {w.Dialect.Name} warehouse; use --out DIR, or --engine spark-sql");
@@ -225,10 +355,46 @@ public static class LocalEngine
             }, stats, progress: Progress);
             tx.Commit();
         }
-        if (source is WarehouseFeatureSource ws2) stats.RowsUnchanged = ws2.Unchanged;
+        Finish(source, stats);
         stats.Output = $"{w.Description} {table.Name} {plan.Partition}";
         return stats;
     }
+}
+
+/// <summary>--ids on the local engine: only rows whose id is agreed pass; counts the agreed ids never seen.</summary>
+public sealed class IdFilteredSource(IFeatureSource inner, HashSet<string> ids) : IFeatureSource
+{
+    readonly HashSet<string> _found = new(StringComparer.Ordinal);
+    public IFeatureSource Inner => inner;
+    public string Description => inner.Description + " (agreed ids only)";
+    public long NotFound => ids.Count - _found.Count;
+
+    public bool ReadBatch(FeatureBatch batch)
+    {
+        while (inner.ReadBatch(batch))
+        {
+            var n = 0;
+            for (var r = 0; r < batch.Count; r++)
+            {
+                var id = batch.SampleIds[r];
+                if (!ids.Contains(id)) continue;
+                _found.Add(id);
+                if (n != r)
+                {
+                    batch.SampleIds[n] = id;
+                    foreach (var col in batch.Columns) col[n] = col[r];
+                    if (batch.Stamps is { } st) st[n] = st[r];
+                }
+                n++;
+            }
+            batch.Count = n;
+            if (n > 0) return true;
+        }
+        batch.Count = 0;
+        return false;
+    }
+
+    public void Dispose() => inner.Dispose();
 }
 
 /// <summary>Statements on fed_partial_scores[_hourly] shared by the engines and the combine job.</summary>

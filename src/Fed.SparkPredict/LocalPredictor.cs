@@ -81,7 +81,7 @@ public static class LocalPredictor
         var tmp = full + ".tmp";
         using (var w = new StreamWriter(tmp, false, new UTF8Encoding(false), 1 << 16))
         {
-            var softmax = p.Model.Kind == ModelKind.Softmax;
+            var softmax = PartialModel.HasClasses(p.Model.Kind);
             w.Write(softmax ? "id,predicted_class" + string.Concat(p.Model.Classes.Select(c => ",p_" + c)) : "id,prediction");
             w.Write('\n');
             for (var r = 0; r < p.Count; r++)

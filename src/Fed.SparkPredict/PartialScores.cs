@@ -24,6 +24,45 @@ public sealed class PartialScoreSet(string party, int outputs)
     }
 }
 
+/// <summary>
+/// Partial scores in long form (sample_id, class_index, partial_score; one row per sample and class, any order), as the
+/// Parquet and Arrow files hold them, gathered into a set: every row checked, a sample's class seen twice is a duplicate.
+/// </summary>
+internal sealed class LongFormScores(string path, PartialScoreManifest m)
+{
+    readonly Dictionary<string, double[]> _at = new(StringComparer.Ordinal);
+    readonly List<string> _order = [];
+
+    public void CheckColumns(IEnumerable<string> names)
+    {
+        var list = names.ToList();
+        if (!list.SequenceEqual(["sample_id", "class_index", "partial_score"]))
+            throw new BadInputException($"{path}: columns ({string.Join(", ", list)}); expected (sample_id, class_index, partial_score)");
+    }
+
+    public void Add(string? id, int cls, double score)
+    {
+        if (string.IsNullOrEmpty(id)) throw new BadInputException($"{path}: empty sample id");
+        if (cls < 0 || cls >= m.Outputs) throw new BadInputException($"{path}: sample '{id}': class_index {cls} out of range 0..{m.Outputs - 1}");
+        if (!double.IsFinite(score)) throw new BadInputException($"{path}: non-finite partial score for sample '{id}'");
+        if (!_at.TryGetValue(id, out var s)) { _at[id] = s = Enumerable.Repeat(double.NaN, m.Outputs).ToArray(); _order.Add(id); }
+        if (!double.IsNaN(s[cls])) throw new BadInputException($"{path}: duplicate sample id '{id}'; a party sends one partial score per sample");
+        s[cls] = score;
+    }
+
+    public PartialScoreSet ToSet()
+    {
+        var set = new PartialScoreSet(m.Party, m.Outputs);
+        foreach (var id in _order)
+        {
+            var s = _at[id];
+            if (Array.Exists(s, double.IsNaN)) throw new BadInputException($"{path}: sample '{id}' lacks some class scores");
+            set.Add(id, s);
+        }
+        return set;
+    }
+}
+
 /// <summary>A sample that was not scored: the feature that rejected it (reject policy).</summary>
 public sealed record RejectedRow([property: JsonPropertyName("sample_id")] string SampleId, [property: JsonPropertyName("feature")] string Feature);
 
@@ -39,7 +78,7 @@ public sealed record PartialScoreManifest
     [JsonPropertyName("row_count")] public required long RowCount { get; init; }
     /// <summary>Hex SHA-256 of the data file's bytes.</summary>
     [JsonPropertyName("sha256")] public required string Sha256 { get; init; }
-    /// <summary>Data file name, relative to the manifest's directory (.csv or .jsonl).</summary>
+    /// <summary>Data file name, relative to the manifest's directory (.csv, .jsonl, .arrow or .parquet).</summary>
     [JsonPropertyName("data_file")] public required string DataFile { get; init; }
     [JsonPropertyName("model_checksum")] public string? ModelChecksum { get; init; }
     [JsonPropertyName("coverage")] public Dictionary<string, object>? Coverage { get; init; }
@@ -48,6 +87,15 @@ public sealed record PartialScoreManifest
 
     public const string Suffix = ".manifest.json";
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+}
+
+/// <summary>Where a party's partial scores go, row by row in input order; <see cref="Complete"/> publishes them with their manifest.</summary>
+public interface IPartialScoreWriter : IDisposable
+{
+    /// <summary>What a user looks at afterwards: the manifest (CSV) or the partition folder (Parquet).</summary>
+    string Output { get; }
+    void Write(string id, double[][] scores, int r);
+    PartialScoreManifest Complete(PartialScoreManifest template);
 }
 
 /// <summary>
@@ -63,7 +111,7 @@ public static class PartialScoreFiles
     /// Streaming writer for the data file; <see cref="Complete"/> renames it and writes the manifest.
     /// Formats straight to UTF-8 in a reused buffer and hashes each block as it is written (no second read for the checksum).
     /// </summary>
-    public sealed class Writer : IDisposable
+    public sealed class Writer : IPartialScoreWriter
     {
         readonly string _dir, _base, _tmp;
         readonly FileStream _file;
@@ -88,6 +136,7 @@ public static class PartialScoreFiles
         }
 
         public long Rows => _rows;
+        public string Output => Path.Combine(_dir, _base + PartialScoreManifest.Suffix);
 
         public void Write(string id, double[][] scores, int r)
         {
@@ -128,12 +177,7 @@ public static class PartialScoreFiles
         {
             Flush();
             _file.Dispose();
-            var data = Path.Combine(_dir, _base + ".csv");
-            var manifest = template with { RowCount = _rows, Sha256 = Convert.ToHexStringLower(_sha.GetHashAndReset()), DataFile = _base + ".csv", Outputs = _outputs, WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ") };
-            File.Move(_tmp, data, overwrite: true);
-            var mpath = Path.Combine(_dir, _base + PartialScoreManifest.Suffix);
-            File.WriteAllText(mpath + ".tmp", JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
-            File.Move(mpath + ".tmp", mpath, overwrite: true);
+            var manifest = Publish(_dir, _base + ".csv", _tmp, template with { RowCount = _rows, Sha256 = Convert.ToHexStringLower(_sha.GetHashAndReset()), Outputs = _outputs });
             _done = true;
             return manifest;
         }
@@ -144,6 +188,17 @@ public static class PartialScoreFiles
             _sha.Dispose();
             if (!_done && File.Exists(_tmp)) File.Delete(_tmp);
         }
+    }
+
+    /// <summary>Renames the finished data file <paramref name="tmp"/> to <paramref name="dataFile"/> in <paramref name="dir"/>, then writes its manifest (temp-then-rename, last).</summary>
+    public static PartialScoreManifest Publish(string dir, string dataFile, string tmp, PartialScoreManifest manifest)
+    {
+        manifest = manifest with { DataFile = dataFile, WrittenAt = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) };
+        File.Move(tmp, Path.Combine(dir, dataFile), overwrite: true);
+        var mpath = Path.Combine(dir, Path.GetFileNameWithoutExtension(dataFile) + PartialScoreManifest.Suffix);
+        File.WriteAllText(mpath + ".tmp", JsonSerializer.Serialize(manifest, PartialScoreManifest.Json));
+        File.Move(mpath + ".tmp", mpath, overwrite: true);
+        return manifest;
     }
 
     public static string Sha256Of(string path)
@@ -172,6 +227,7 @@ public static class PartialScoreFiles
             var m = ReadManifest(path);
             if (m.ModelId == modelId && m.Version == version && m.Dt == p.Dt && m.Hour == p.HourText) list.Add((path, m));
         }
+        list.AddRange(HiveParquet.FindPartialScores(dir, modelId, version, p));
         return list;
     }
 
@@ -185,6 +241,10 @@ public static class PartialScoreFiles
         if (!string.Equals(sha, m.Sha256, StringComparison.OrdinalIgnoreCase))
             throw new BadInputException($"{dataPath}: checksum mismatch: manifest says sha256 {m.Sha256}, the file hashes to {sha}; the file was altered or truncated, re-send it");
         if (m.Outputs < 1) throw new BadInputException($"{manifestPath}: outputs must be >= 1");
+        if (dataPath.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
+            return CheckCount(HiveParquet.ReadPartialScores(dataPath, m), dataPath, m);
+        if (dataPath.EndsWith(".arrow", StringComparison.OrdinalIgnoreCase))
+            return CheckCount(ArrowPartialScores.Read(dataPath, m), dataPath, m);
         var set = new PartialScoreSet(m.Party, m.Outputs);
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var scores = new double[m.Outputs];
@@ -221,10 +281,11 @@ public static class PartialScoreFiles
             if (!seen.Add(id)) throw new BadInputException($"{dataPath}: duplicate sample id '{id}' (line {line}); a party sends one partial score per sample");
             set.Add(id, scores);
         }
-        if (set.Count != m.RowCount)
-            throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
-        return set;
+        return CheckCount(set, dataPath, m);
     }
+
+    static PartialScoreSet CheckCount(PartialScoreSet set, string dataPath, PartialScoreManifest m) => set.Count == m.RowCount ? set
+        : throw new BadInputException($"{dataPath}: row count mismatch: manifest says {m.RowCount}, the file has {set.Count}; re-send the file");
 
     static List<string> SplitCsv(string line)
     {

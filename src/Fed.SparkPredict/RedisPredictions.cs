@@ -50,7 +50,7 @@ public static class RedisPredictions
         {
             var id = r.GetString(0);
             Dictionary<string, double>? probs = null;
-            if (sig.Kind == ModelKind.Softmax && !r.IsNull(3))
+            if (PartialModel.HasClasses(sig.Kind) && !r.IsNull(3))
             {
                 var arr = System.Text.Json.JsonSerializer.Deserialize<double[]>(r.GetString(3))!;
                 probs = new Dictionary<string, double>();
@@ -65,11 +65,11 @@ public static class RedisPredictions
             // Every 10,000th write is awaited-able; the rest are fire-and-forget on the same ordered connection.
             if (++n % 10_000 == 0)
             {
-                last = db.StringSetAsync(key, rec.ToJson(), ttl);
+                last = db.StringSetAsync(key, rec.ToJson(), ttl, When.Always);
                 last.Wait();
                 progress?.Invoke($"  {n:N0} predictions written to Redis");
             }
-            else db.StringSet(key, rec.ToJson(), ttl, flags: CommandFlags.FireAndForget);
+            else db.StringSet(key, rec.ToJson(), ttl, When.Always, CommandFlags.FireAndForget);
         }
         // Commands on one connection are processed in order: once this reply arrives, every SET before it is applied.
         db.Ping();

@@ -47,6 +47,10 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
         }
     }
 
+    /// <summary>The model version in a condition on a model table: a bound integer, or in HiveQL a string literal
+    /// (there version is a STRING partition column, and a string comparison keeps partition pruning).</summary>
+    string Version(Args a) => _hive ? a.V(_m.Version.ToString(CultureInfo.InvariantCulture), "") : a.V(_m.Version, Int);
+
     string Text => dialect.TypeName(ColumnType.String);
     string Int => dialect.TypeName(ColumnType.Int);
 
@@ -72,18 +76,32 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
                $"   WHERE cur.rn = 1 AND cur.hour = {a.V(plan.Partition.HourText!, Text)} AND (prev.sample_id IS NULL OR NOT ({same}))) f";
     }
 
-    /// <summary>Daily: the dt filter on f (hourly sources are already filtered).</summary>
-    string PartitionFilter(Args a) => plan.Partition.Hourly ? "1 = 1" : $"f.dt = {a.V(plan.Partition.Dt, Text)}";
+    /// <summary>Daily: the dt filter on f (hourly sources are already filtered); with --ids, only the agreed ids.</summary>
+    string PartitionFilter(Args a) => (plan.Partition.Hourly ? "1 = 1" : $"f.dt = {a.V(plan.Partition.Dt, Text)}") +
+        (IdsTable is { } ids ? $" AND f.sample_id IN (SELECT i.sample_id FROM {dialect.Id(ids)} i)" : "");
+
+    /// <summary>The table of agreed ids (column sample_id) scoring is limited to, or null for every row.</summary>
+    public string? IdsTable { get; init; }
+
+    /// <summary>With <see cref="IdsTable"/>: how many distinct agreed ids have no feature row to score in the partition.</summary>
+    public SqlStatement IdsNotFound(bool tagged = false)
+    {
+        var a = new Args(_hive);
+        var ids = dialect.Id(IdsTable ?? throw new InvalidOperationException("no ids table"));
+        var sql = $"SELECT {(tagged ? $"'{IdsTag}', " : "")}COUNT(*)\nFROM (SELECT DISTINCT sample_id FROM {ids}) i\n" +
+                  $"LEFT JOIN (SELECT f.sample_id FROM {Source(a)}\n   WHERE {PartitionFilter(a)}) s ON s.sample_id = i.sample_id\nWHERE s.sample_id IS NULL";
+        return new SqlStatement(sql, [.. a.Values]);
+    }
 
     /// <summary>The party's weights as a FROM item aliased m: class_index, intercept, w_1..w_k.</summary>
     string Weights(Args a)
     {
         var ws = string.Join("", Enumerable.Range(1, K).Select(i => ", " + dialect.Id($"w_{i}")));
         if (plan.Layout == WeightLayout.Wide)
-            return $"(SELECT class_index, intercept{ws} FROM {dialect.Id(plan.Entry.WideTable)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {a.V(_m.Version, Int)}) m";
+            return $"(SELECT class_index, intercept{ws} FROM {dialect.Id(plan.Entry.WideTable)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {Version(a)}) m";
         var pivot = string.Join("", Enumerable.Range(1, K).Select(i => $",\n          MAX(CASE WHEN position = {i} THEN weight END) AS {dialect.Id($"w_{i}")}"));
         return $"(SELECT class_index, MAX(CASE WHEN position = 0 THEN weight END) AS intercept{pivot}\n" +
-               $"   FROM {dialect.Id(Schema.Long.Name)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {a.V(_m.Version, Int)} AND party = {a.V(_m.PartyId, Text)}\n" +
+               $"   FROM {dialect.Id(Schema.Long.Name)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {Version(a)} AND party = {a.V(_m.PartyId, Text)}\n" +
                "   GROUP BY class_index) m";
     }
 
@@ -93,7 +111,7 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
     string DefaultsSource(Args a)
     {
         var ds = string.Join(", ", Enumerable.Range(1, K).Select(i => $"MAX(CASE WHEN position = {i} THEN missing_default END) AS {dialect.Id($"d_{i}")}"));
-        return $"(SELECT {ds} FROM {dialect.Id(Schema.Columns.Name)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {a.V(_m.Version, Int)} AND party = {a.V(_m.PartyId, Text)}) d";
+        return $"(SELECT {ds} FROM {dialect.Id(Schema.Columns.Name)} WHERE model_id = {a.V(_m.ModelId, Text)} AND version = {Version(a)} AND party = {a.V(_m.PartyId, Text)}) d";
     }
 
     string Feature(int i) => Defaults ? $"COALESCE(f.{dialect.Id(Cols[i])}, d.{dialect.Id($"d_{i + 1}")})" : $"f.{dialect.Id(Cols[i])}";
@@ -117,9 +135,9 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
         var sb = new StringBuilder();
         if (_hive)
         {
-            var part = plan.Partition.Hourly ? $"dt={a.V(plan.Partition.Dt, "")}, hour={a.V(plan.Partition.HourText!, "")}" : $"dt={a.V(plan.Partition.Dt, "")}";
-            sb.Append($"INSERT OVERWRITE TABLE {dialect.Id(TableName)} PARTITION ({part})\n");
-            sb.Append($"SELECT {a.V(_m.ModelId, "")} AS model_id, {a.V(_m.Version, "")} AS version, {a.V(_m.PartyId, "")} AS party, f.sample_id, m.class_index,\n");
+            // This job's own partition (model_id, version, party, dt[, hour]): the overwrite replaces exactly its output.
+            sb.Append($"INSERT OVERWRITE TABLE {dialect.Id(TableName)} {dialect.PartitionSpec(PartitionValues(plan))}\n");
+            sb.Append("SELECT f.sample_id, m.class_index,\n");
         }
         else
         {
@@ -136,6 +154,13 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
         return new SqlStatement(sb.ToString(), [.. a.Values]);
     }
 
+    /// <summary>The partition of fed_partial_scores[_hourly] one scoring job owns.</summary>
+    public static (string, string)[] PartitionValues(ScoringPlan plan) =>
+    [
+        ("model_id", plan.Model.ModelId), ("version", plan.Model.Version.ToString(CultureInfo.InvariantCulture)), ("party", plan.PartyId),
+        ("dt", plan.Partition.Dt), .. plan.Partition.Hourly ? new[] { ("hour", plan.Partition.HourText!) } : [],
+    ];
+
     /// <summary>SQLite/PostgreSQL: removes this model version's and party's rows of the partition.</summary>
     public SqlStatement Delete()
     {
@@ -143,22 +168,29 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
         return new SqlStatement(sql, args);
     }
 
-    /// <summary>Coverage: one row with the count of candidate rows, then per feature the count of NULLs.</summary>
-    public SqlStatement CoverageCounts()
+    /// <summary>Marker first column of the result rows in the Spark SQL script, so spark-sql's stdout can be parsed.</summary>
+    public const string CoverageTag = "fed_coverage", MissingTag = "fed_missing", IdsTag = "fed_ids_not_found";
+
+    /// <summary>Coverage: one row with the count of candidate rows, the count of rows with some NULL feature, then per
+    /// feature the count of NULLs. In the script the row starts with <see cref="CoverageTag"/>.</summary>
+    public SqlStatement CoverageCounts(bool tagged = false)
     {
         var a = new Args(_hive);
         var sums = string.Concat(Cols.Select(c => $", SUM(CASE WHEN f.{dialect.Id(c)} IS NULL THEN 1 ELSE 0 END)"));
-        var sql = $"SELECT COUNT(*){sums}\nFROM {Source(a)}\nWHERE {PartitionFilter(a)}";
+        var sql = $"SELECT {(tagged ? $"'{CoverageTag}', " : "")}COUNT(*), SUM(CASE WHEN {AnyNull} THEN 1 ELSE 0 END){sums}\nFROM {Source(a)}\nWHERE {PartitionFilter(a)}";
         return new SqlStatement(sql, [.. a.Values]);
     }
 
-    /// <summary>Rows with a NULL feature: sample_id and the 1-based position of the first NULL feature.</summary>
-    public SqlStatement MissingRows()
+    string AnyNull => K == 0 ? "1 = 0" : string.Join(" OR ", Cols.Select(c => $"f.{dialect.Id(c)} IS NULL"));
+
+    /// <summary>The first <paramref name="limit"/> rows (by sample_id) with a NULL feature: sample_id and the 1-based
+    /// position of the first NULL feature. In the script each row starts with <see cref="MissingTag"/>.</summary>
+    public SqlStatement MissingRows(int limit, bool tagged = false)
     {
         var a = new Args(_hive);
         var cases = string.Concat(Cols.Select((c, i) => $" WHEN f.{dialect.Id(c)} IS NULL THEN {i + 1}"));
-        var any = K == 0 ? "1 = 0" : string.Join(" OR ", Cols.Select(c => $"f.{dialect.Id(c)} IS NULL"));
-        var sql = $"SELECT f.sample_id, CASE{cases} END AS missing_position\nFROM {Source(a)}\nWHERE {PartitionFilter(a)} AND ({any})";
+        var sql = $"SELECT {(tagged ? $"'{MissingTag}', " : "")}f.sample_id, CASE{cases} END AS missing_position\nFROM {Source(a)}\n" +
+                  $"WHERE {PartitionFilter(a)} AND ({AnyNull})\nORDER BY f.sample_id\nLIMIT {limit}";
         return new SqlStatement(sql, [.. a.Values]);
     }
 
@@ -171,12 +203,17 @@ public sealed partial class SqlGenerator(SqlDialect dialect, ScoringPlan plan)
         sb.Append($"-- model checksum {_m.Checksum}\n");
         sb.Append(dialect.CreateTable(Schema.PartialScores(plan.Partition.Hourly))).Append(";\n\n");
         sb.Append(Insert().Sql).Append(";\n\n");
-        sb.Append("-- coverage: rows seen, then NULL count per feature (").Append(string.Join(", ", Cols)).Append(")\n");
-        sb.Append(CoverageCounts().Sql).Append(";\n");
+        sb.Append($"-- coverage: '{CoverageTag}', rows seen, rows with a NULL feature, then NULL count per feature (").Append(string.Join(", ", Cols)).Append(")\n");
+        sb.Append(CoverageCounts(tagged: true).Sql).Append(";\n\n");
+        sb.Append($"-- the first {ScoringRunResult.MaxListed} rows with a NULL feature: '{MissingTag}', sample_id, position of the first NULL feature\n");
+        sb.Append(MissingRows(ScoringRunResult.MaxListed, tagged: true).Sql).Append(";\n");
+        if (IdsTable != null)
+            sb.Append($"\n-- '{IdsTag}': agreed ids in {IdsTable} with no feature row to score\n").Append(IdsNotFound(tagged: true).Sql).Append(";\n");
         return sb.ToString();
     }
 
     /// <summary>Every statement of the script, separately (for grammar validation).</summary>
     public IReadOnlyList<string> ScriptStatements() =>
-        [dialect.CreateTable(Schema.PartialScores(plan.Partition.Hourly)), Insert().Sql, CoverageCounts().Sql, MissingRows().Sql];
+        [dialect.CreateTable(Schema.PartialScores(plan.Partition.Hourly)), Insert().Sql, CoverageCounts(tagged: true).Sql, MissingRows(ScoringRunResult.MaxListed, tagged: true).Sql,
+         .. IdsTable is null ? Array.Empty<string>() : [IdsNotFound(tagged: true).Sql]];
 }

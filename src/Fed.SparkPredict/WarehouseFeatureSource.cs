@@ -50,13 +50,7 @@ public sealed class WarehouseFeatureSource : IFeatureSource
     /// <summary>Hourly: samples whose newest row is at hour H but equal to their previous row (not rescored).</summary>
     public long Unchanged { get; private set; }
 
-    internal static HashSet<string> ColumnsOf(IWarehouse w, string table)
-    {
-        using var r = w.Query($"SELECT * FROM {w.Dialect.Id(table)} WHERE 1 = 0");
-        var set = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < r.FieldCount; i++) set.Add(r.GetName(i).ToLowerInvariant());
-        return set;
-    }
+    internal static HashSet<string> ColumnsOf(IWarehouse w, string table) => [.. w.Dialect.ColumnsOf(w, table)];
 
     public bool ReadBatch(FeatureBatch batch)
     {

@@ -150,7 +150,8 @@ public sealed class BatchProducer : IDisposable
 
     public void Dispose()
     {
-        try { _producer.Flush(TimeSpan.FromSeconds(5)); } catch (KafkaException) { }
+        // Shutdown already drained within its bound; what is left is uncommitted and replayed, so do not wait long.
+        try { _producer.Flush(TimeSpan.FromSeconds(1)); } catch (KafkaException) { }
         _producer.Dispose();
     }
 }

@@ -130,7 +130,15 @@ public sealed class InitiatorWorker : WorkerBase
         ModelSignature sig;
         try
         {
-            p = _partials.Read(m.Message.Value ?? []);
+            var value = m.Message.Value ?? [];
+            p = _partials.Read(value);
+            // Authenticate before anything else is believed: the party named must have signed every member.
+            if (!PartSignature.IsSigned(value))
+                throw new MalformedMessageException("unsigned", $"partial score naming party '{p.Party}' carries no mac");
+            if (!_config.Keys.TryGetValue(p.Party, out var partyKey))
+                throw new MalformedMessageException("unknown_party", $"no key for party '{p.Party}' in party_keys");
+            if (!PartSignature.Verify(value, partyKey))
+                throw new MalformedMessageException("bad_signature", $"partial score naming party '{p.Party}' fails that party's HMAC: forged, altered or signed with another key");
             sig = Signature(p.ModelId, p.Version);
             if (Array.IndexOf(sig.Parties, p.Party) < 0)
                 throw new MalformedMessageException("bad_partial", $"model '{p.ModelId}' v{p.Version} has no party '{p.Party}' (parties: {string.Join(", ", sig.Parties)})");
@@ -257,10 +265,10 @@ public sealed class InitiatorWorker : WorkerBase
                 // 2. Writes, pipelined.
                 var writes = new List<Task>(_ready.Count + _expired.Count);
                 foreach (var j in _ready)
-                    writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                    writes.Add(_db.StringSetAsync(PredictionKeys.Record(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
                 foreach (var j in _expired)
                     if (j.Value is not null)
-                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl));
+                        writes.Add(_db.StringSetAsync(StreamRecords.IncompleteKey(j.ModelId, j.Version, j.SampleId), j.Value, _ttl, When.Always));
                 Wait(writes);
                 var now = DateTime.UtcNow;
                 foreach (var j in _ready)

@@ -56,8 +56,8 @@ public sealed class FeatureEventReader
             }
             SkipAll(ref r); // trailing content after the object is invalid JSON
         }
-        catch (JsonException e) { throw Malformed($"not valid JSON: {e.Message}"); }
-        catch (InvalidOperationException e) { throw Malformed($"not valid UTF-8 text: {e.Message}"); }
+        catch (JsonException e) { throw Malformed(NotJson(e)); }
+        catch (InvalidOperationException) { throw Malformed("not valid UTF-8 text"); }
         if (_eventId is null) throw Malformed($"event_id: {_idError}");
         if (_sampleId is null) throw Malformed($"sample_id: {_sampleError}");
         if (_modelsError is not null) throw Malformed(_modelsError);
@@ -66,6 +66,10 @@ public sealed class FeatureEventReader
     }
 
     static MalformedMessageException Malformed(string message) => new("malformed", message);
+
+    /// <summary>Where the JSON breaks, without the parser's text, which quotes the message's bytes (dead letters carry
+    /// the error and must not carry feature values).</summary>
+    internal static string NotJson(JsonException e) => $"not valid JSON (line {e.LineNumber ?? 0}, byte {e.BytePositionInLine ?? 0})";
 
     static void SkipAll(ref Utf8JsonReader r)
     {
@@ -230,8 +234,8 @@ public sealed class PartialScoreReader
             }
             while (r.Read()) { } // trailing content after the object is invalid JSON
         }
-        catch (JsonException e) { throw new MalformedMessageException("malformed", $"not valid JSON: {e.Message}"); }
-        catch (InvalidOperationException e) { throw new MalformedMessageException("malformed", $"not valid UTF-8 text: {e.Message}"); }
+        catch (JsonException e) { throw new MalformedMessageException("malformed", FeatureEventReader.NotJson(e)); }
+        catch (InvalidOperationException) { throw new MalformedMessageException("malformed", "not valid UTF-8 text"); }
         if (requestId is null) throw new MalformedMessageException("malformed", $"request_id: {requestError}");
         if (modelId is null) throw new MalformedMessageException("malformed", $"model_id: {modelError}");
         if (party is null) throw new MalformedMessageException("malformed", $"party: {partyError}");

@@ -9,7 +9,8 @@ namespace Fed.Streaming;
 /// <summary>A message that cannot be processed; it goes to the dead-letter topic with <see cref="Reason"/>.</summary>
 public sealed class MalformedMessageException(string reason, string message) : BadInputException(message)
 {
-    /// <summary>Short machine reason: malformed, unknown_model, missing_feature, bad_partial, conflicting_partial.</summary>
+    /// <summary>Short machine reason: malformed, unknown_model, missing_feature, bad_partial, conflicting_partial,
+    /// unsigned, unknown_party, bad_signature.</summary>
     public string Reason { get; } = reason;
 }
 
@@ -108,6 +109,58 @@ public sealed class PartialScoreMessage
     }
 
     public static PartialScoreMessage Parse(ReadOnlySpan<byte> utf8) => new PartialScoreReader().Read(utf8);
+
+    /// <summary>The message as its party sends it: signed with the party's key (<see cref="PartSignature"/>).</summary>
+    public byte[] ToSignedJson(byte[] key) => PartSignature.Sign(ToJson(), key);
+}
+
+/// <summary>
+/// Authentication of a partial-score message by its party: HMAC-SHA256 with the party's key over the message's JSON
+/// up to (not including) its closing brace, appended as the last member: <c>...,"mac":"&lt;base64 of 32 bytes&gt;"}</c>.
+/// The MAC is at a fixed place and length, so the bytes it covers are found without parsing, and every member the
+/// initiator reads (party, request, model, version, sample, scores) is under it. Kafka 0.9 has no headers, hence in-band.
+/// </summary>
+public static class PartSignature
+{
+    const int MacBytes = 32, MacBase64 = 44;
+    static ReadOnlySpan<byte> Open => ",\"mac\":\""u8;
+    static readonly int SuffixLength = Open.Length + MacBase64 + 2; // ,"mac":"...."}
+
+    /// <summary>Signs a complete JSON object (as <see cref="PartialScoreMessage.Write"/> writes it).</summary>
+    public static byte[] Sign(ReadOnlySpan<byte> json, byte[] key)
+    {
+        if (json.Length < 2 || json[^1] != (byte)'}') throw new ArgumentException("expected a JSON object", nameof(json));
+        var covered = json[..^1];
+        var message = new byte[covered.Length + SuffixLength];
+        covered.CopyTo(message);
+        var o = covered.Length;
+        Open.CopyTo(message.AsSpan(o));
+        o += Open.Length;
+        Span<byte> mac = stackalloc byte[MacBytes];
+        System.Security.Cryptography.HMACSHA256.HashData(key, covered, mac);
+        System.Buffers.Text.Base64.EncodeToUtf8(mac, message.AsSpan(o), out _, out var written);
+        o += written;
+        message[o++] = (byte)'"';
+        message[o] = (byte)'}';
+        return message;
+    }
+
+    /// <summary>True if the message ends with a MAC member of the right form.</summary>
+    public static bool IsSigned(ReadOnlySpan<byte> message) =>
+        message.Length > SuffixLength && message[^1] == (byte)'}' && message[^2] == (byte)'"' && message[^SuffixLength..].StartsWith(Open);
+
+    /// <summary>Checks the MAC under <paramref name="key"/> in constant time; false if unsigned or wrong.</summary>
+    public static bool Verify(ReadOnlySpan<byte> message, byte[] key)
+    {
+        if (!IsSigned(message)) return false;
+        var covered = message[..^SuffixLength];
+        Span<byte> given = stackalloc byte[MacBytes + 2];
+        var b64 = message.Slice(message.Length - 2 - MacBase64, MacBase64);
+        if (System.Buffers.Text.Base64.DecodeFromUtf8(b64, given, out _, out var n) != System.Buffers.OperationStatus.Done || n != MacBytes) return false;
+        Span<byte> want = stackalloc byte[MacBytes];
+        System.Security.Cryptography.HMACSHA256.HashData(key, covered, want);
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(want, given[..MacBytes]);
+    }
 }
 
 /// <summary>Writers for the initiator's outputs and the dead-letter topic.</summary>
@@ -140,11 +193,12 @@ public static class OutputMessages
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    /// <summary>Dead letter: <c>{"source","reason","error","topic","partition","offset","key","payload"}</c>;
-    /// payload is the original message as text (or base64 in payload_base64 when it is not UTF-8).</summary>
-    public static byte[] DeadLetter(string source, string reason, string error, string topic, int partition, long offset, string? key, byte[]? payload)
+    /// <summary>Dead letter: <c>{"source","reason","error","topic","partition","offset","key"}</c>. It never carries the
+    /// message itself (feature values, partial scores): the source topic, partition and offset point at it for those
+    /// allowed to read that topic; error messages name fields, never their values.</summary>
+    public static byte[] DeadLetter(string source, string reason, string error, string topic, int partition, long offset, string? key)
     {
-        using var ms = new MemoryStream(256 + (payload?.Length ?? 0));
+        using var ms = new MemoryStream(256);
         using (var w = new Utf8JsonWriter(ms))
         {
             w.WriteStartObject();
@@ -155,13 +209,6 @@ public static class OutputMessages
             w.WriteNumber("partition", partition);
             w.WriteNumber("offset", offset);
             if (key is null) w.WriteNull("key"); else w.WriteString("key", key);
-            if (payload is null) w.WriteNull("payload");
-            else
-            {
-                string? text = null;
-                try { text = new UTF8Encoding(false, true).GetString(payload); } catch (DecoderFallbackException) { }
-                if (text is not null) w.WriteString("payload", text); else w.WriteBase64String("payload_base64", payload);
-            }
             w.WriteEndObject();
         }
         return ms.ToArray();

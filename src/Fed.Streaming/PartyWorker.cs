@@ -135,7 +135,7 @@ public sealed class PartyWorker : WorkerBase
                 _json.ResetWrittenCount();
                 _writer.Reset(_json);
                 PartialScoreMessage.Write(_writer, e.EventId, model.ModelId, model.Version, _config.Party, e.SampleId, slot.Scores, e.EventTime, model.Checksum);
-                Producer.Add(_config.PartialsTopic, e.EventId, _json.WrittenSpan.ToArray());
+                Producer.Add(_config.PartialsTopic, e.EventId, PartSignature.Sign(_json.WrittenSpan, _config.Key));
                 Interlocked.Increment(ref Metrics.EventsOut);
             }
             catch (UnknownModelException x) { DeadLetter(m, "party:" + _config.Party, "unknown_model", x.Message); }

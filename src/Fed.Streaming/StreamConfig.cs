@@ -10,7 +10,7 @@ namespace Fed.Streaming;
 /// ("Confluent-style": the same names as <see cref="ClientConfig"/>), given as strings:
 /// <c>kafka</c> applies to both the consumer and the producer, <c>consumer</c>/<c>producer</c> to one of them.
 /// Defaults target a modern broker; an old (0.9/0.10) broker needs <c>api.version.request=false</c>,
-/// <c>broker.version.fallback=0.9.0.1</c> and <c>session.timeout.ms</c> &lt;= 30000 in <c>kafka</c>.
+/// <c>broker.version.fallback=0.9.0</c> and <c>session.timeout.ms</c> &lt;= 30000 in <c>kafka</c>.
 /// </summary>
 public abstract class StreamConfigBase
 {
@@ -24,8 +24,10 @@ public abstract class StreamConfigBase
     [JsonPropertyName("group_id")] public string GroupId { get; set; } = "";
     /// <summary>Warehouse spec (sqlite:PATH or odbc:...), read for the model registry.</summary>
     [JsonPropertyName("warehouse")] public string? Warehouse { get; set; }
-    /// <summary>Topic that receives messages which cannot be processed, with the reason.</summary>
-    [JsonPropertyName("dead_letter_topic")] public string DeadLetterTopic { get; set; } = "fed.deadletter";
+    /// <summary>Topic that receives the reason and source (topic, partition, offset) of messages which cannot be
+    /// processed, never their payload. Default: one per party, <c>fed.deadletter.&lt;party&gt;</c> (the initiator's:
+    /// <c>fed.deadletter.initiator</c>), so each party's dead letters stay under its own topic permissions.</summary>
+    [JsonPropertyName("dead_letter_topic")] public string DeadLetterTopic { get; set; } = "";
     /// <summary>Most messages handled per loop iteration (one produce flush and one offset store per batch).</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; set; } = 2000;
     /// <summary>How long one iteration waits to fill a batch, ms.</summary>
@@ -36,6 +38,9 @@ public abstract class StreamConfigBase
     [JsonPropertyName("metrics_file")] public string? MetricsFile { get; set; }
     /// <summary>How long a produce flush may take before the batch is retried, ms.</summary>
     [JsonPropertyName("produce_timeout_ms")] public int ProduceTimeoutMs { get; set; } = 30000;
+    /// <summary>On SIGTERM/SIGINT, the most time the worker takes to stop consuming, drain the work in flight, commit
+    /// its offsets and leave the group, ms. Whatever is not delivered by then is not committed, and is replayed.</summary>
+    [JsonPropertyName("shutdown_timeout_ms")] public int ShutdownTimeoutMs { get; set; } = 10000;
 
     public ConsumerConfig BuildConsumerConfig()
     {
@@ -69,12 +74,17 @@ public abstract class StreamConfigBase
         if (!Kafka.TryGetValue("bootstrap.servers", out var bs) || string.IsNullOrWhiteSpace(bs))
             throw new BadInputException($"{source}: kafka.bootstrap.servers is required (e.g. \"kafka\": {{\"bootstrap.servers\": \"127.0.0.1:9092\"}})");
         if (string.IsNullOrWhiteSpace(GroupId)) throw new BadInputException($"{source}: group_id is required");
+        if (DeadLetterTopic.Length == 0) DeadLetterTopic = DefaultDeadLetterTopic;
         CheckTopic(source, "dead_letter_topic", DeadLetterTopic);
         if (BatchSize < 1 || BatchSize > 100_000) throw new BadInputException($"{source}: batch_size must be 1..100000, got {BatchSize}");
         if (BatchWaitMs < 0 || BatchWaitMs > 10_000) throw new BadInputException($"{source}: batch_wait_ms must be 0..10000, got {BatchWaitMs}");
         if (MetricsIntervalMs < 0) throw new BadInputException($"{source}: metrics_interval_ms must be >= 0");
         if (ProduceTimeoutMs < 100) throw new BadInputException($"{source}: produce_timeout_ms must be >= 100");
+        if (ShutdownTimeoutMs < 500 || ShutdownTimeoutMs > 600_000) throw new BadInputException($"{source}: shutdown_timeout_ms must be 500..600000, got {ShutdownTimeoutMs}");
     }
+
+    /// <summary>The dead-letter topic when none is configured.</summary>
+    protected abstract string DefaultDeadLetterTopic { get; }
 
     protected static void CheckTopic(string source, string field, string topic)
     {
@@ -118,8 +128,16 @@ public sealed class PartyConfig : StreamConfigBase
     [JsonPropertyName("partials_topic")] public string PartialsTopic { get; set; } = "fed.partials";
     /// <summary>How often the registry is polled for a newly activated version, ms.</summary>
     [JsonPropertyName("registry_poll_ms")] public int RegistryPollMs { get; set; } = 1000;
+    /// <summary>Where this party's HMAC key is: <c>file:PATH</c> (mode 0600) or <c>env:NAME</c>; the initiator holds
+    /// the same key under this party's name (<see cref="InitiatorConfig.PartyKeys"/>). Required.</summary>
+    [JsonPropertyName("signing_key")] public string SigningKey { get; set; } = "";
+
+    /// <summary>The key <see cref="SigningKey"/> names, read when the config is validated.</summary>
+    [JsonIgnore] public byte[] Key { get; private set; } = [];
 
     public static PartyConfig Load(string path) => LoadFile<PartyConfig>(path);
+
+    protected override string DefaultDeadLetterTopic => "fed.deadletter." + Party;
 
     public void Check(string source = "party config") => Validate(source);
 
@@ -130,6 +148,9 @@ public sealed class PartyConfig : StreamConfigBase
         CheckTopic(source, "input_topic", InputTopic);
         CheckTopic(source, "partials_topic", PartialsTopic);
         if (RegistryPollMs < 10) throw new BadInputException($"{source}: registry_poll_ms must be >= 10");
+        if (SigningKey.Length == 0)
+            throw new BadInputException($"{source}: signing_key is required (\"file:PATH\" or \"env:NAME\"): the initiator accepts only partial scores signed with this party's key");
+        Key = StreamSecrets.LoadKey(SigningKey, $"{source}: signing_key");
     }
 }
 
@@ -152,8 +173,16 @@ public sealed class InitiatorConfig : StreamConfigBase
     /// <summary>First and largest backoff between Redis retries, ms.</summary>
     [JsonPropertyName("redis_retry_initial_ms")] public int RedisRetryInitialMs { get; set; } = 50;
     [JsonPropertyName("redis_retry_max_ms")] public int RedisRetryMaxMs { get; set; } = 5000;
+    /// <summary>Each party's HMAC key, by party id: <c>file:PATH</c> (mode 0600) or <c>env:NAME</c>. A partial score
+    /// is combined only if it carries a valid HMAC under the key of the party it names. Required.</summary>
+    [JsonPropertyName("party_keys")] public Dictionary<string, string> PartyKeys { get; set; } = new();
+
+    /// <summary>The keys <see cref="PartyKeys"/> names, read when the config is validated.</summary>
+    [JsonIgnore] public IReadOnlyDictionary<string, byte[]> Keys { get; private set; } = new Dictionary<string, byte[]>();
 
     public static InitiatorConfig Load(string path) => LoadFile<InitiatorConfig>(path);
+
+    protected override string DefaultDeadLetterTopic => "fed.deadletter.initiator";
 
     public void Check(string source = "initiator config") => Validate(source);
 
@@ -169,5 +198,56 @@ public sealed class InitiatorConfig : StreamConfigBase
         if (MaxOpenJoins < 1) throw new BadInputException($"{source}: max_open_joins must be >= 1");
         if (RedisRetryInitialMs < 1 || RedisRetryMaxMs < RedisRetryInitialMs)
             throw new BadInputException($"{source}: need 1 <= redis_retry_initial_ms <= redis_retry_max_ms");
+        if (PartyKeys.Count == 0)
+            throw new BadInputException($"{source}: party_keys is required, e.g. {{\"guest\": \"file:/etc/fed/guest.key\", \"host\": \"env:FED_HOST_KEY\"}}: partial scores are accepted only with a valid HMAC under their party's key");
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var (party, spec) in PartyKeys)
+        {
+            Identifiers.PartyId(party);
+            keys[party] = StreamSecrets.LoadKey(spec, $"{source}: party_keys.{party}");
+        }
+        Keys = keys;
+    }
+}
+
+/// <summary>
+/// Keys given by reference, never inline in a config (so a config can be shown, logged and versioned):
+/// <c>file:PATH</c> (a file readable by its owner only) or <c>env:NAME</c>. The content is base64 of at least
+/// 32 random bytes, e.g. <c>head -c 32 /dev/urandom | base64</c>. Errors name the reference, never the key.
+/// </summary>
+public static class StreamSecrets
+{
+    public const int MinKeyBytes = 32;
+
+    public static byte[] LoadKey(string spec, string what)
+    {
+        string text;
+        if (spec.StartsWith("file:", StringComparison.Ordinal))
+        {
+            var path = spec[5..];
+            try
+            {
+                if (!OperatingSystem.IsWindows() &&
+                    (File.GetUnixFileMode(path) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
+                    throw new BadInputException($"{what}: key file '{path}' is readable or writable by others; chmod 600 it");
+                text = File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new BadInputException($"{what}: cannot read key file '{path}': {e.Message}", e);
+            }
+        }
+        else if (spec.StartsWith("env:", StringComparison.Ordinal))
+        {
+            var name = spec[4..];
+            text = Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v
+                : throw new BadInputException($"{what}: environment variable '{name}' is not set");
+        }
+        else throw new BadInputException($"{what}: expected \"file:PATH\" or \"env:NAME\" (a key is never written into the config itself)");
+        byte[] key;
+        try { key = Convert.FromBase64String(text.Trim()); }
+        catch (FormatException) { throw new BadInputException($"{what}: the key is not base64 (make one with: head -c 32 /dev/urandom | base64)"); }
+        if (key.Length < MinKeyBytes) throw new BadInputException($"{what}: the key has {key.Length} bytes; at least {MinKeyBytes} are needed");
+        return key;
     }
 }

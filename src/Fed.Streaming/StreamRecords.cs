@@ -20,8 +20,8 @@ public static class StreamRecords
     public static PredictionRecord Prediction(ModelSignature sig, string sampleId, string eventId, Prediction p, string eventTime) => new()
     {
         ModelId = sig.ModelId, Version = sig.Version, SampleId = sampleId, PredictValue = p.Value,
-        PredictedClass = sig.Kind == ModelKind.Softmax ? sig.Classes[p.PredictedClass] : null,
-        Probabilities = sig.Kind == ModelKind.Softmax && p.Probabilities is { } probs
+        PredictedClass = PartialModel.HasClasses(sig.Kind) ? sig.Classes[p.PredictedClass] : null,
+        Probabilities = PartialModel.HasClasses(sig.Kind) && p.Probabilities is { } probs
             ? sig.Classes.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => probs[x.i]) : null,
         Source = "streaming", WrittenAt = eventTime, EventId = eventId, Parties = sig.Parties,
     };

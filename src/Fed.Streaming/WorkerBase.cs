@@ -143,15 +143,34 @@ public abstract class WorkerBase : IDisposable
         Metrics.Emit(Log, _config.MetricsFile);
     }
 
-    /// <summary>Clean shutdown: wait a little for batches in flight, store what is delivered, commit it, leave the group.</summary>
+    /// <summary>True once the worker stopped having delivered its work in flight and committed its offsets.</summary>
+    public bool StoppedCleanly { get; private set; }
+
+    /// <summary>
+    /// Graceful stop within shutdown_timeout_ms (the run loop has already stopped consuming): wait for the batches in
+    /// flight to be acknowledged, store their offsets, commit, leave the group. A quarter of the budget (at most 2 s)
+    /// is kept for the commit and the leave. A batch still undelivered at the deadline is not committed: replayed later.
+    /// </summary>
     protected void Shutdown()
     {
-        Producer.Drain(Release, TimeSpan.FromMilliseconds(Math.Min(_config.ProduceTimeoutMs, 10_000)));
+        var sw = Stopwatch.StartNew();
+        var limit = _config.ShutdownTimeoutMs;
+        Producer.Drain(Release, TimeSpan.FromMilliseconds(limit - Math.Min(2000, limit / 4)));
+        var undelivered = Producer.InFlight;
         StoreAdvanced();
+        var committed = true;
         try { Consumer.Commit(); } catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_NoOffset) { }
-        catch (KafkaException e) { Log?.WriteLine($"fed stream: final commit failed ({e.Error.Reason}); uncommitted messages will be replayed"); }
+        catch (KafkaException e)
+        {
+            committed = false;
+            Log?.WriteLine($"fed stream: final commit failed ({e.Error.Reason}); uncommitted messages will be replayed");
+        }
         MaybeEmitMetrics(force: true);
         Consumer.Close();
+        StoppedCleanly = undelivered == 0 && committed;
+        Log?.WriteLine(undelivered == 0
+            ? $"fed stream: {Metrics.Role} stopped in {sw.ElapsedMilliseconds} ms: work in flight drained, offsets {(committed ? "committed" : "NOT committed")}"
+            : $"fed stream: {Metrics.Role} stopped in {sw.ElapsedMilliseconds} ms with {undelivered} batch(es) undelivered; their messages are not committed and will be replayed");
     }
 
     protected static double Ms(long fromTimestamp) => (Stopwatch.GetTimestamp() - fromTimestamp) * 1000.0 / Stopwatch.Frequency;
@@ -159,7 +178,7 @@ public abstract class WorkerBase : IDisposable
     protected void DeadLetter(ConsumeResult<string?, byte[]> m, string source, string reason, string error)
     {
         Producer.Add(_config.DeadLetterTopic, m.Message.Key,
-            OutputMessages.DeadLetter(source, reason, error, m.Topic, m.Partition.Value, m.Offset.Value, m.Message.Key, m.Message.Value));
+            OutputMessages.DeadLetter(source, reason, error, m.Topic, m.Partition.Value, m.Offset.Value, m.Message.Key));
         Interlocked.Increment(ref Metrics.DeadLetters);
     }
 

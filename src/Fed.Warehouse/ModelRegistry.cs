@@ -157,7 +157,7 @@ public sealed class ModelRegistry(IWarehouse warehouse)
             warehouse.Execute(sql, version, Schema.Active, Schema.Inactive, version, now, modelId);
             tx.Commit();
         }
-        else warehouse.Execute(sql, version, Schema.Active, Schema.Inactive, version, now, modelId);
+        else foreach (var s in HiveRegistry.Activate(modelId, version, now)) warehouse.Execute(s);
     }
 
     /// <summary>Re-activates the newest version older than the active one. Returns it.</summary>
@@ -171,4 +171,42 @@ public sealed class ModelRegistry(IWarehouse warehouse)
         Activate(modelId, previous);
         return previous;
     }
+}
+
+/// <summary>
+/// Hive/Spark (no UPDATE, no transactions): a model's registry partition (model_id=M) is rebuilt in
+/// <see cref="Schema.RegistryStaging"/> from that partition alone, then copied over it. Spark refuses to overwrite a
+/// partition the same statement reads, and no other model's partition is read or written.
+/// Two exports of the same model must not run at once (they share its staging partition).
+/// </summary>
+public static class HiveRegistry
+{
+    static SqlDialect D => SqlDialect.Hive;
+
+    /// <param name="expression">a column's value in the rewritten rows (null: unchanged)</param>
+    /// <param name="drop">a condition on the rows to leave out, or null</param>
+    /// <param name="add">a SELECT of one more row (every column but model_id, in table order), or null</param>
+    public static IReadOnlyList<string> Rewrite(string modelId, Func<string, string?> expression, string? drop, string? add)
+    {
+        var spec = D.PartitionSpec(("model_id", modelId));
+        var mine = $"model_id = {Literal(modelId)}";
+        var cols = Schema.Registry.Columns.Select(c => expression(c.Name) is { } e ? $"{e} AS {D.Id(c.Name)}" : D.Id(c.Name));
+        var stage = $"INSERT OVERWRITE TABLE {D.Id(Schema.RegistryStaging.Name)} {spec}\n" +
+                    $"SELECT {string.Join(", ", cols)} FROM {D.Id(Schema.Registry.Name)} WHERE {mine}{(drop is null ? "" : $" AND NOT ({drop})")}" +
+                    (add is null ? "" : $"\nUNION ALL\n{add}");
+        var swap = $"INSERT OVERWRITE TABLE {D.Id(Schema.Registry.Name)} {spec}\n" +
+                   $"SELECT {string.Join(", ", Schema.Registry.Columns.Select(c => D.Id(c.Name)))} FROM {D.Id(Schema.RegistryStaging.Name)} WHERE {mine}";
+        return [stage, swap];
+    }
+
+    /// <summary>Makes <paramref name="version"/> the model's one active version (every party).</summary>
+    public static IReadOnlyList<string> Activate(string modelId, int version, string now) => Rewrite(modelId, c => c switch
+    {
+        "status" => $"CASE WHEN version = {version} THEN {Literal(Schema.Active)} ELSE {Literal(Schema.Inactive)} END",
+        "activated_at" => $"CASE WHEN version = {version} THEN {Literal(now)} ELSE activated_at END",
+        _ => null,
+    }, null, null);
+
+    /// <summary>A HiveQL string literal. Values are Fed-validated ids and feature names; escaping still makes any text safe.</summary>
+    public static string Literal(string s) => "'" + s.Replace("\\", "\\\\").Replace("'", "\\'").Replace("\n", "\\n").Replace("\r", "\\r").Replace(";", "\\;") + "'";
 }

@@ -16,6 +16,7 @@ public class ScoringTests
     [InlineData(ModelKind.Logistic, 1)]
     [InlineData(ModelKind.Logistic, 1003)]
     [InlineData(ModelKind.Softmax, 517)]
+    [InlineData(ModelKind.OneVsRest, 517)]
     public void BatchAndRowScoringAgreeToTheBit(ModelKind kind, int rows)
     {
         var m = ScoringModel.From(TestModels.Make(k: 13, kind: kind, transform: new FeatureTransform(TransformKind.Standardize,
@@ -180,5 +181,21 @@ public class ScoringTests
         var pred = Combiner.Combine(sig, new Dictionary<string, double[]> { ["guest"] = [1000, 1001, 999] });
         Assert.Equal(1, pred.PredictedClass);
         Assert.Equal(p[1], pred.Value);
+    }
+
+    [Fact]
+    public void OneVsRestIsASigmoidPerClassAndTheFirstHighestClassWins()
+    {
+        var sig = new ModelSignature("m", 1, ModelKind.OneVsRest, ["x", "y", "z"], ["guest", "host"]);
+        var pred = Combiner.Combine(sig, new Dictionary<string, double[]> { ["guest"] = [0.25, -1, 2], ["host"] = [0.5, 1.5, -1] });
+        Assert.Equal([Combiner.Sigmoid(0.75), Combiner.Sigmoid(0.5), Combiner.Sigmoid(1.0)], pred.Probabilities!);
+        Assert.Equal(2, pred.PredictedClass);
+        Assert.Equal(Combiner.Sigmoid(1.0), pred.Value);
+        // Not normalised: FATE's one-vs-rest probabilities need not sum to 1.
+        Assert.NotEqual(1.0, pred.Probabilities!.Sum(), 6);
+        // 40 and 50 both saturate to 1.0: FATE compares probabilities, so the first class wins, not the larger score.
+        var tie = Combiner.Combine(sig, new Dictionary<string, double[]> { ["guest"] = [40, 50, -3], ["host"] = [0, 0, 0] });
+        Assert.Equal(0, tie.PredictedClass);
+        Assert.Equal(1.0, tie.Value);
     }
 }

@@ -10,8 +10,8 @@ public static class TestModels
         string[]? parties = null)
     {
         var rng = new Random(seed);
-        classes ??= kind == ModelKind.Softmax ? ["a", "b", "c"] : [];
-        var outputs = kind == ModelKind.Softmax ? classes.Length : 1;
+        classes ??= PartialModel.HasClasses(kind) ? ["a", "b", "c"] : [];
+        var outputs = PartialModel.HasClasses(kind) ? classes.Length : 1;
         return ModelFile.Stamp(new PartialModel
         {
             ModelId = "m1", Version = version, Kind = kind, Classes = classes, PartyId = party, Role = role,

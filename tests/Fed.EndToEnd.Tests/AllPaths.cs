@@ -118,11 +118,13 @@ public sealed class AllPaths : IAsyncLifetime
         var initiator = Common("initiator");
         initiator["warehouse"] = Wh("guest"); initiator["redis"] = redis; initiator["window_ms"] = 3000;
         initiator["scores_topic"] = t + "scores"; initiator["status_topic"] = t + "status";
+        initiator["party_keys"] = new JsonObject(Parties.Select(p => KeyValuePair.Create(p, (JsonNode?)("file:" + TestServices.KeyFile(p)))));
         Start("stream-initiator", ["stream", "initiator", "--config", Config("stream-initiator", initiator)]);
         foreach (var p in Parties)
         {
             var party = Common(p);
             party["party"] = p; party["warehouse"] = Wh(p); party["input_topic"] = t + "features." + p;
+            party["signing_key"] = "file:" + TestServices.KeyFile(p);
             Start("stream-" + p, ["stream", "party", "--config", Config("stream-" + p, party)]);
         }
         foreach (var p in Parties)

@@ -160,7 +160,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
             var server = admin.GetServer(admin.GetEndPoints()[0]);
             var trackers = server.ClientList().Where(c => c.Name == InvalidationListener.ClientName).ToArray();
             Assert.NotEmpty(trackers);
-            foreach (var c in trackers) server.ClientKill(c.Address);
+            foreach (var c in trackers) server.ClientKill(c.Address!);
         }
         // Written while the tracking connection is down: its invalidation is lost, so only the reconnect handling can drop the entry.
         await Other.StringSetAsync(Key(id), Record(id, 1));

@@ -14,6 +14,8 @@ public class EngineEqualityTests
         // Host rows with blanked cells are rejected (policy reject) and must be listed, never scored.
         "breast_cancer" => new Scenario("breast_cancer", ModelKind.Logistic, [], blanks: new() { ["host"] = 5 }),
         "wine" => new Scenario("wine", ModelKind.Softmax, ["0", "1", "2"], seed: 7),
+        // FATE's one-vs-rest (an imported model): a sigmoid per class through every path.
+        "wine_ovr" => new Scenario("wine", ModelKind.OneVsRest, ["0", "1", "2"], seed: 5, modelId: "wine-ovr"),
         // host2 uses recorded defaults for its blanked cells.
         "german_credit" => new Scenario("german_credit", ModelKind.Logistic, [], seed: 3,
             policy: new() { ["host2"] = MissingPolicyKind.Default }, blanks: new() { ["host2"] = 6, ["host1"] = 2 }),
@@ -23,6 +25,7 @@ public class EngineEqualityTests
     [Theory]
     [InlineData("breast_cancer")]
     [InlineData("wine")]
+    [InlineData("wine_ovr")]
     [InlineData("german_credit")]
     public void Sqlite_local_engine_and_sql_engine_match_predict_local_bit_for_bit(string dataset)
     {
@@ -35,6 +38,7 @@ public class EngineEqualityTests
     [Theory]
     [InlineData("breast_cancer")]
     [InlineData("wine")]
+    [InlineData("wine_ovr")]
     [InlineData("german_credit")]
     public void Postgres_sql_engine_matches_predict_local_bit_for_bit(string dataset)
     {

@@ -112,6 +112,7 @@ public class JobTests
                 var q = Env.Cli("predict", "batch", "--party", p, "--model-id", s.ModelId, "--features", s.Table(p) + "_h", "--dt", Dt, "--hour", hour, "--warehouse", wh, "--engine", "sql", "--json");
                 Assert.True(q.Code == 0, q.Err);
             }
+        (string Id, double Value)? scored = null; // a changed sample that has a prediction, looked up in Redis below
         foreach (var input in new[] { files, "warehouse" })
         {
             var c = Env.Cli("predict", "combine", "--model-id", s.ModelId, "--dt", Dt, "--hour", "3", "--input", input, "--warehouse", wh, "--report", Path.Combine(s.Dir, "h.json"));
@@ -127,12 +128,16 @@ public class JobTests
             Assert.True(expected.Count >= 5);
             Assert.Equal(expected.Count, got.Count);
             foreach (var (id, r) in expected) Assert.Equal(Env.Bits(reference.Predictions.Values[r]), Env.Bits(got[id].Value));
+            scored ??= (expected[0].id, reference.Predictions.Values[expected[0].r]);
         }
         var load = Env.Cli("predict", "load-redis", "--redis", redis, "--model-id", s.ModelId, "--dt", Dt, "--hour", "3", "--warehouse", wh);
         Assert.True(load.Code == 0, load.Err);
-        var any = changed[0].Split(',')[0];
-        var look = Env.Cli("predict", "lookup", "--redis", redis, "--model-id", s.ModelId, "--sample-id", any, "--version", "1", "--json");
-        if (look.Code == 0) Assert.Equal("03", PredictionRecord.Parse(look.Out, any).Hour);
+        var (anyId, anyValue) = scored!.Value;
+        var look = Env.Cli("predict", "lookup", "--redis", redis, "--model-id", s.ModelId, "--sample-id", anyId, "--version", "1", "--json");
+        Assert.True(look.Code == 0, look.Err);
+        var rec = PredictionRecord.Parse(look.Out, anyId);
+        Assert.Equal("03", rec.Hour);
+        Assert.Equal(Env.Bits(anyValue), Env.Bits(rec.PredictValue));
     }
 
     [Fact]
@@ -203,7 +208,7 @@ public class JobTests
         var sql = Path.Combine(s.Dir, "guest.sql");
         var spark = Env.Cli("predict", "batch", "--party", "guest", "--model-id", s.ModelId, "--features", s.Table("guest"), "--dt", Dt, "--warehouse", wh, "--engine", "spark-sql", "--emit-sql", sql);
         if (Environment.GetEnvironmentVariable("SPARK_HOME") is null) { Assert.Equal(1, spark.Code); Assert.Contains("SPARK_HOME", spark.Err); }
-        Assert.Contains("INSERT OVERWRITE TABLE `fed_partial_scores` PARTITION (dt='2024-03-01')", File.ReadAllText(sql));
+        Assert.Contains($"INSERT OVERWRITE TABLE `fed_partial_scores` PARTITION (`model_id`='{s.ModelId}', `version`='1', `party`='guest', `dt`='2024-03-01')", File.ReadAllText(sql));
     }
 
     /// <summary>Every generated Spark SQL and HiveQL statement (daily/hourly, wide/long, reject/default) parses with the real grammars.</summary>

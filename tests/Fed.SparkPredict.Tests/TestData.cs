@@ -25,11 +25,11 @@ public sealed class Scenario : IDisposable
 
     /// <summary>dataset: breast_cancer | wine | german_credit. missing: per party, the policy (reject or default).</summary>
     public Scenario(string dataset, ModelKind kind, string[] classes, int seed = 42, Dictionary<string, MissingPolicyKind>? policy = null,
-        Dictionary<string, int>? blanks = null)
+        Dictionary<string, int>? blanks = null, string? modelId = null)
     {
         Directory.CreateDirectory(ModelsDir);
         Dataset = dataset;
-        ModelId = dataset.Replace("_", "-") + "-m";
+        ModelId = modelId ?? dataset.Replace("_", "-") + "-m";
         Kind = kind;
         var files = Directory.GetFiles(Path.Combine(DataRoot, dataset), "*.csv").Where(f => !f.EndsWith("centralized.csv"))
             .OrderBy(f => Path.GetFileName(f) == "guest.csv" ? "" : Path.GetFileName(f)).ToList();
@@ -58,7 +58,7 @@ public sealed class Scenario : IDisposable
             double[] Col(int j) => values.Select(v => v[j]).Where(s => s.Length > 0).Select(s => double.Parse(s, CultureInfo.InvariantCulture)).ToArray();
             var mean = idx.Select(j => Col(j).Average()).ToArray();
             var std = idx.Select((j, f) => Math.Sqrt(Col(j).Select(x => (x - mean[f]) * (x - mean[f])).Average()) is var s && s > 0 ? s : 1.0).ToArray();
-            var outputs = kind == ModelKind.Softmax ? classes.Length : 1;
+            var outputs = PartialModel.HasClasses(kind) ? classes.Length : 1;
             var pol = policy != null && policy.TryGetValue(party, out var pk) ? pk : MissingPolicyKind.Reject;
             var model = new PartialModel
             {

@@ -121,27 +121,36 @@ public sealed class StreamingEndToEndTests : IDisposable
             ("m4", $"{{\"event_id\":\"m4\",\"sample_id\":\"s\",\"model_ids\":[\"no_such_model\"],\"features\":{{{goodFeatures}}},\"event_time\":\"{now}\"}}", "unknown_model"),
             ("m5", $"{{\"event_id\":\"m5\",\"sample_id\":\"s\",\"model_ids\":[\"{models.ModelId}\"],\"features\":{{\"mean_radius\":1.5}},\"event_time\":\"{now}\"}}", "missing_feature"),
         };
+        string Signed(string json, string keyOf) => System.Text.Encoding.UTF8.GetString(PartSignature.Sign(System.Text.Encoding.UTF8.GetBytes(json), TestServices.Key(keyOf)));
         var badPartials = new (string Key, string Value, string Reason)[]
         {
-            ("p1", $"{{\"request_id\":\"p1\",\"model_id\":\"{models.ModelId}\",\"version\":1,\"party\":\"mallory\",\"sample_id\":\"s\",\"scores\":[0.5],\"event_time\":\"{now}\"}}", "bad_partial"),
-            ("p2", $"{{\"request_id\":\"p2\",\"model_id\":\"{models.ModelId}\",\"version\":7,\"party\":\"host\",\"sample_id\":\"s\",\"scores\":[0.5],\"event_time\":\"{now}\"}}", "unknown_model"),
+            ("p1", Signed($"{{\"request_id\":\"p1\",\"model_id\":\"{models.ModelId}\",\"version\":1,\"party\":\"mallory\",\"sample_id\":\"s\",\"scores\":[0.5],\"event_time\":\"{now}\"}}", "guest"), "unknown_party"),
+            ("p2", Signed($"{{\"request_id\":\"p2\",\"model_id\":\"{models.ModelId}\",\"version\":7,\"party\":\"host\",\"sample_id\":\"s\",\"scores\":[0.5],\"event_time\":\"{now}\"}}", "host"), "unknown_model"),
             ("p3", "{\"request_id\":\"p3\"", "malformed"),
+            ("p4", $"{{\"request_id\":\"p4\",\"model_id\":\"{models.ModelId}\",\"version\":1,\"party\":\"host\",\"sample_id\":\"s\",\"scores\":[0.5],\"event_time\":\"{now}\"}}", "unsigned"),
+            ("p5", Signed($"{{\"request_id\":\"p5\",\"model_id\":\"{models.ModelId}\",\"version\":1,\"party\":\"guest\",\"sample_id\":\"s\",\"scores\":[0.5,0.5],\"event_time\":\"{now}\"}}", "guest"), "bad_partial"),
         };
-        Produce(t.Guest, bad.Select(b => (b.Key, b.Value)));
-        Produce(t.Partials, badPartials.Select(b => (b.Key, b.Value)));
+        var offsets = Produce(t.Guest, bad.Select(b => (b.Key, b.Value))).Concat(Produce(t.Partials, badPartials.Select(b => (b.Key, b.Value)))).ToDictionary();
 
         var all = bad.Concat(badPartials).ToList();
-        var dlq = TestServices.ReadTopic(t.Dlq, 4, l => l.Count >= all.Count, TimeSpan.FromSeconds(30));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (guest.Metrics.DeadLetters + initiator.Metrics.DeadLetters < all.Count && DateTime.UtcNow < deadline) Thread.Sleep(50);
+        guest.Stop(); initiator.Stop(); // flushed: every dead letter is in its topic
+        var dlq = TestServices.ReadToEnd(t.Dlq, 4);
         Assert.Equal(all.Count, dlq.Count);
         foreach (var (key, value) in dlq)
         {
             using var doc = JsonDocument.Parse(value);
             var want = all.Single(b => b.Key == key);
             Assert.Equal(want.Reason, doc.RootElement.GetProperty("reason").GetString());
-            Assert.Equal(want.Value, doc.RootElement.GetProperty("payload").GetString());
             Assert.False(string.IsNullOrEmpty(doc.RootElement.GetProperty("error").GetString()));
+            // Where the message is, not what it says.
+            var (topic, partition, offset) = offsets[key!];
+            Assert.Equal(topic, doc.RootElement.GetProperty("topic").GetString());
+            Assert.Equal(partition, doc.RootElement.GetProperty("partition").GetInt32());
+            Assert.Equal(offset, doc.RootElement.GetProperty("offset").GetInt64());
+            Assert.False(doc.RootElement.TryGetProperty("payload", out _));
         }
-        guest.Stop(); initiator.Stop();
         Assert.Equal(bad.Length, guest.Metrics.DeadLetters);
         Assert.Equal(badPartials.Length, initiator.Metrics.DeadLetters);
         Assert.Equal(0, initiator.Metrics.EventsOut);
@@ -239,7 +248,9 @@ public sealed class StreamingEndToEndTests : IDisposable
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-", limit: 5), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-", limit: 5), null, default);
         Thread.Sleep(3000); // the pipeline is running
-        db.Execute("CLIENT", "PAUSE", "4000"); // Redis answers no client for 4 s
+        // CLIENT needs an admin connection; kept open, as closing it would wait out the pause (QUIT is paused too).
+        using var admin = StackExchange.Redis.ConnectionMultiplexer.Connect(TestServices.Redis + ",allowAdmin=true");
+        admin.GetDatabase().Execute("CLIENT", "PAUSE", "4000"); // Redis answers no client for 4 s
         FeatureReplay.Run(Replay(BreastCancerModels.GuestCsv, t.Guest, models.ModelId, "r-"), null, default);
         FeatureReplay.Run(Replay(BreastCancerModels.HostCsv, t.Host, models.ModelId, "r-"), null, default);
         var expected = models.Expected(1);
@@ -252,11 +263,13 @@ public sealed class StreamingEndToEndTests : IDisposable
         Assert.True(initiator.Metrics.EventsOut >= expected.Count);
     }
 
-    static void Produce(string topic, IEnumerable<(string Key, string Value)> messages)
+    /// <summary>Produces and returns where each message landed (by key).</summary>
+    static List<KeyValuePair<string, (string Topic, int Partition, long Offset)>> Produce(string topic, IEnumerable<(string Key, string Value)> messages)
     {
         KafkaNative.Ensure();
         using var p = new Confluent.Kafka.ProducerBuilder<string, string>(new Confluent.Kafka.ProducerConfig(TestServices.OldBrokerKafka())).Build();
-        foreach (var (k, v) in messages) p.Produce(topic, new Confluent.Kafka.Message<string, string> { Key = k, Value = v });
+        var sent = messages.Select(m => (m.Key, p.ProduceAsync(topic, new Confluent.Kafka.Message<string, string> { Key = m.Key, Value = m.Value }))).ToList();
         Assert.Equal(0, p.Flush(TimeSpan.FromSeconds(10)));
+        return sent.Select(s => KeyValuePair.Create(s.Key, (s.Item2.Result.Topic, s.Item2.Result.Partition.Value, s.Item2.Result.Offset.Value))).ToList();
     }
 }

@@ -37,6 +37,18 @@ public sealed class UnitTests
         Assert.Equal(["guest", "host"], back.Parties!);
     }
 
+    [Fact]
+    public void One_vs_rest_predictions_carry_the_class_label_and_every_class_probability()
+    {
+        var sig = new ModelSignature("ovr", 1, Fed.Core.Model.ModelKind.OneVsRest, ["setosa", "versicolor", "virginica"], ["guest", "host"]);
+        var p = Combiner.Combine(sig, new Dictionary<string, double[]> { ["guest"] = [-1, 0.5, 0.25], ["host"] = [0, 0.5, -0.25] });
+        var back = PredictionRecord.Parse(StreamRecords.Prediction(sig, "s-1", "e-1", p, "2026-01-01T00:00:00Z").ToJson(), "k");
+        Assert.Equal("versicolor", back.PredictedClass);
+        Assert.Equal(Combiner.Sigmoid(1.0), back.PredictValue);
+        Assert.Equal(Combiner.Sigmoid(0.0), back.Probabilities!["virginica"]);
+        Assert.Equal(Combiner.Sigmoid(-1.0), back.Probabilities!["setosa"]);
+    }
+
     [Theory]
     [InlineData("{", "malformed")]
     [InlineData("{\"event_id\":\"e\",\"sample_id\":\"s\",\"model_ids\":[],\"features\":{},\"event_time\":\"2026-01-01T00:00:00Z\"}", "model_ids")]
@@ -124,15 +136,99 @@ public sealed class UnitTests
         try
         {
             var ok = Path.Combine(dir, "p.json");
-            File.WriteAllText(ok, "{\"party\":\"guest\",\"group_id\":\"g\",\"input_topic\":\"in\",\"kafka\":{\"bootstrap.servers\":\"h:9092\"}}");
-            var cfg = PartyConfig.Load(ok).BuildConsumerConfig();
+            var key = "file:" + TestServices.KeyFile("guest");
+            File.WriteAllText(ok, "{\"party\":\"guest\",\"group_id\":\"g\",\"input_topic\":\"in\",\"kafka\":{\"bootstrap.servers\":\"h:9092\"},\"signing_key\":\"" + key + "\"}");
+            var party = PartyConfig.Load(ok);
+            var cfg = party.BuildConsumerConfig();
             Assert.Null(cfg.ApiVersionRequest);
+            Assert.Null(cfg.BrokerVersionFallback);
             Assert.Equal("false", cfg.Get("enable.auto.offset.store"));
+            // Dead letters per party by default; the config shows where the key is, never the key.
+            Assert.Equal("fed.deadletter.guest", party.DeadLetterTopic);
+            Assert.Contains(key, party.ToJson());
+            Assert.DoesNotContain(File.ReadAllText(TestServices.KeyFile("guest")).Trim(), party.ToJson());
             var bad = Path.Combine(dir, "b.json");
             File.WriteAllText(bad, "{\"party\":\"guest\",\"group_id\":\"g\",\"input_topic\":\"in\",\"kafka\":{\"bootstrap.servers\":\"h\"},\"windw_ms\":5}");
             Assert.Contains("windw_ms", Assert.Throws<Fed.Core.BadInputException>(() => PartyConfig.Load(bad)).Message);
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Party_keys_are_required_given_by_reference_owner_only_and_long_enough()
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("Fed's tests run on Linux (Debian 12)");
+        var dir = Path.Combine(Path.GetTempPath(), "fed-keys-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            PartyConfig Party(string signingKey) => new()
+            {
+                Party = "guest", GroupId = "g", InputTopic = "in", Kafka = new() { ["bootstrap.servers"] = "h:9092" }, SigningKey = signingKey,
+            };
+            Assert.Contains("signing_key is required", Assert.Throws<Fed.Core.BadInputException>(() => Party("").Check()).Message);
+            var secret = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            var e = Assert.Throws<Fed.Core.BadInputException>(() => Party(secret).Check());
+            Assert.Contains("file:PATH", e.Message);
+            Assert.DoesNotContain(secret, e.Message);
+            var open = Path.Combine(dir, "open.key");
+            File.WriteAllText(open, secret);
+            File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            Assert.Contains("chmod 600", Assert.Throws<Fed.Core.BadInputException>(() => Party("file:" + open).Check()).Message);
+            File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            Party("file:" + open).Check();
+            var shortKey = Path.Combine(dir, "short.key");
+            File.WriteAllText(shortKey, Convert.ToBase64String(new byte[16]));
+            File.SetUnixFileMode(shortKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            Assert.Contains("at least 32", Assert.Throws<Fed.Core.BadInputException>(() => Party("file:" + shortKey).Check()).Message);
+            Assert.Contains("FED_NO_SUCH_KEY", Assert.Throws<Fed.Core.BadInputException>(() => Party("env:FED_NO_SUCH_KEY").Check()).Message);
+            var init = new InitiatorConfig { GroupId = "i", Kafka = new() { ["bootstrap.servers"] = "h:9092" }, Redis = "r:6379" };
+            Assert.Contains("party_keys is required", Assert.Throws<Fed.Core.BadInputException>(() => init.Check()).Message);
+            init.PartyKeys["guest"] = "file:" + open;
+            init.Check();
+            Assert.Equal("fed.deadletter.initiator", init.DeadLetterTopic);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_signed_partial_verifies_only_under_its_key_and_unaltered()
+    {
+        var m = new PartialScoreMessage { RequestId = "r", ModelId = "m", Version = 2, Party = "host", SampleId = "s",
+            Scores = [0.1 + 0.2], EventTime = "2026-01-01T00:00:00Z", Checksum = "sha256:ab" };
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var other = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var signed = m.ToSignedJson(key);
+        Assert.True(PartSignature.Verify(signed, key));
+        Assert.False(PartSignature.Verify(signed, other));
+        Assert.False(PartSignature.Verify(m.ToJson(), key));
+        Assert.False(PartSignature.IsSigned(m.ToJson()));
+        // The signed message is still one JSON object that the reader reads as before.
+        var back = new PartialScoreReader().Read(signed);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(0.1 + 0.2), BitConverter.DoubleToInt64Bits(back.Scores[0]));
+        // Any altered byte (here every byte in turn) breaks the MAC.
+        for (var i = 0; i < signed.Length; i++)
+        {
+            var x = (byte[])signed.Clone();
+            x[i] ^= 0x01;
+            Assert.False(PartSignature.Verify(x, key), $"byte {i} altered and still verified");
+        }
+        // A forged party name under a valid MAC for another name fails too.
+        var renamed = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(signed).Replace("\"party\":\"host\"", "\"party\":\"gues\""));
+        Assert.False(PartSignature.Verify(renamed, key));
+    }
+
+    [Fact]
+    public void A_dead_letter_names_the_source_and_reason_and_carries_no_payload_or_json_parser_quote()
+    {
+        var json = Encoding.UTF8.GetString(OutputMessages.DeadLetter("party:guest", "malformed", "e", "t", 3, 42, "k"));
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        Assert.Equal(["source", "reason", "error", "topic", "partition", "offset", "key"], doc.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(42, doc.RootElement.GetProperty("offset").GetInt64());
+        // System.Text.Json's own message quotes bytes of the input; the reader's error does not.
+        var e = Assert.Throws<MalformedMessageException>(() => new FeatureEventReader().Read("{\"features\": {\"a\": 17.99123x}}"u8));
+        Assert.DoesNotContain("17.99", e.Message);
+        Assert.DoesNotContain("x", e.Message.Replace("byte", ""));
     }
 
     [Fact]

@@ -71,10 +71,19 @@ public static class ConvertCommands
                 new CliOption("dialect", "hive, sqlite or postgres", Default: "hive"),
                 new CliOption("model", "also the wide table and the feature tables of this party's model file"),
                 new CliOption("feature-table", "name of the party's feature table (with --model)", Default: "fed_features"),
+                new CliOption("location", "hive: instead, mount Fed's Parquet output folder DIR (CREATE EXTERNAL TABLE ... STORED AS PARQUET LOCATION, MSCK REPAIR TABLE, ADD PARTITION)"),
             ],
             (a, o) =>
             {
                 var d = SqlDialect.Parse(a.Get("dialect"));
+                if (a.Opt("location") is { } location)
+                {
+                    if (d != SqlDialect.Hive) throw new BadInputException("--location mounts Parquet folders in Hive/Spark: use --dialect hive");
+                    var mount = Fed.SparkPredict.HiveParquet.MountStatements(location);
+                    if (o.Json) o.Result(new { ok = true, dialect = d.Name, statements = mount });
+                    else o.Out.Write(string.Join(";\n\n", mount) + ";\n");
+                    return 0;
+                }
                 var tables = StandardTables(a.Opt("model") is { } p ? ScoringModel.From(ModelFile.Read(p)) : null, a.Get("feature-table"));
                 var sql = string.Join("\n\n", tables.Select(t => d.CreateTable(t) + ";")) + "\n";
                 if (o.Json) o.Result(new { ok = true, dialect = d.Name, statements = tables.Select(d.CreateTable).ToArray() });
@@ -88,6 +97,7 @@ public static class ConvertCommands
     {
         var tables = new List<TableDef>(Schema.ModelTables)
         {
+            Schema.RegistryStaging,
             Schema.PartialScores(hourly: false), Schema.PartialScores(hourly: true),
             Schema.Predictions(hourly: false), Schema.Predictions(hourly: true),
         };
@@ -100,10 +110,30 @@ public static class ConvertCommands
         return tables;
     }
 
+    /// <summary>Party files converted together must agree: one model version has one kind, class list and party list;
+    /// and files that only together cover a party list must not name different models (an import typo).</summary>
+    static void CheckAgreement(IReadOnlyList<PartialModel> models, IReadOnlyList<string> paths)
+    {
+        for (var i = 1; i < models.Count; i++)
+            for (var j = 0; j < i; j++)
+            {
+                var (m, o) = (models[i], models[j]);
+                if (m.ModelId == o.ModelId && m.Version == o.Version
+                    && (m.Kind != o.Kind || !m.Classes.SequenceEqual(o.Classes) || !m.Parties.SequenceEqual(o.Parties)))
+                    throw new BadInputException($"{paths[i]} and {paths[j]} are both {m.ModelId} v{m.Version} but disagree on the kind, classes or parties " +
+                        $"({PartialModel.KindName(m.Kind)} vs {PartialModel.KindName(o.Kind)})");
+                if (m.ModelId != o.ModelId && m.PartyId != o.PartyId && m.Parties.SequenceEqual(o.Parties)
+                    && models.Count(x => x.ModelId == m.ModelId) < m.Parties.Length && models.Count(x => x.ModelId == o.ModelId) < o.Parties.Length)
+                    throw new BadInputException($"{paths[i]} says model_id '{m.ModelId}', {paths[j]} says '{o.ModelId}' for the same parties " +
+                        $"[{string.Join(", ", m.Parties)}]: the parties of one model must agree on its id");
+            }
+    }
+
     static int Convert(CliArgs a, CliOutput o)
     {
         // Read and validate every file first: one bad file and nothing is written.
         var models = a.All("model").Select(ModelFile.Read).ToList();
+        CheckAgreement(models, a.All("model"));
         var activate = !a.Flag("no-activate");
         if (a.Opt("emit-sql") is { } sqlPath)
         {

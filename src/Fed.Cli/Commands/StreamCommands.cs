@@ -15,9 +15,9 @@ public static class StreamCommands
             {
                 var cfg = PartyConfig.Load(a.Get("config"));
                 using var worker = new PartyWorker(cfg, o.Err);
-                RunUntilSignalled(ct => worker.Run(ct), o);
-                o.Result(new { ok = true, metrics = worker.Metrics.Snapshot() });
-                return 0;
+                RunUntilSignalled(ct => worker.Run(ct), cfg.ShutdownTimeoutMs, o);
+                o.Result(new { ok = worker.StoppedCleanly, metrics = worker.Metrics.Snapshot() });
+                return worker.StoppedCleanly ? 0 : 1;
             }),
         new("stream initiator", "Join partial scores, combine, write predictions to Redis (runs until SIGTERM/Ctrl-C)",
             [new CliOption("config", "initiator config file (JSON, see docs/streaming.md)", Required: true)],
@@ -25,9 +25,9 @@ public static class StreamCommands
             {
                 var cfg = InitiatorConfig.Load(a.Get("config"));
                 using var worker = new InitiatorWorker(cfg, o.Err);
-                RunUntilSignalled(ct => worker.Run(ct), o);
-                o.Result(new { ok = true, metrics = worker.Metrics.Snapshot() });
-                return 0;
+                RunUntilSignalled(ct => worker.Run(ct), cfg.ShutdownTimeoutMs, o);
+                o.Result(new { ok = worker.StoppedCleanly, metrics = worker.Metrics.Snapshot() });
+                return worker.StoppedCleanly ? 0 : 1;
             }),
         new("stream replay", "Produce feature events from a CSV (for demos, tests and benchmarks)",
             [
@@ -74,11 +74,25 @@ public static class StreamCommands
             }),
     ];
 
-    /// <summary>Runs a worker until SIGTERM, SIGINT or Ctrl-C; the worker then commits what is done and returns.</summary>
-    static void RunUntilSignalled(Action<CancellationToken> run, CliOutput o)
+    /// <summary>Runs a worker until SIGTERM, SIGINT or Ctrl-C; the worker then stops consuming, drains its work in
+    /// flight and commits within <paramref name="shutdownTimeoutMs"/>. Past that bound (e.g. a broker that does not
+    /// answer the commit) the process exits 1 without waiting further: nothing is lost, uncommitted messages are replayed.</summary>
+    static void RunUntilSignalled(Action<CancellationToken> run, int shutdownTimeoutMs, CliOutput o)
     {
         using var cts = new CancellationTokenSource();
-        void Stop(PosixSignalContext c) { c.Cancel = true; o.Progress("fed stream: stopping (committing what is done)"); cts.Cancel(); }
+        void Stop(PosixSignalContext c)
+        {
+            c.Cancel = true;
+            if (cts.IsCancellationRequested) return;
+            o.Progress($"fed stream: stopping within {shutdownTimeoutMs} ms (draining work in flight, committing offsets)");
+            cts.Cancel();
+            new Thread(() =>
+            {
+                Thread.Sleep(shutdownTimeoutMs);
+                o.Progress($"fed stream: not stopped within shutdown_timeout_ms ({shutdownTimeoutMs} ms); exiting, uncommitted messages will be replayed");
+                Environment.Exit(1);
+            }) { IsBackground = true, Name = "fed-stop-watchdog" }.Start();
+        }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         run(cts.Token);

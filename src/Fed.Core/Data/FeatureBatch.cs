@@ -35,3 +35,14 @@ public interface IFeatureSource : IDisposable
     /// <summary>Fills <paramref name="batch"/> with up to its capacity rows; false at the end.</summary>
     bool ReadBatch(FeatureBatch batch);
 }
+
+/// <summary>
+/// A source made of independent parts (e.g. Parquet row groups) that workers may read in parallel. Read in part
+/// order, the parts are exactly the source's rows in its <see cref="IFeatureSource.ReadBatch"/> order.
+/// </summary>
+public interface IPartitionedFeatureSource : IFeatureSource
+{
+    int PartCount { get; }
+    /// <summary>A source of its own (own file handle) reading only part <paramref name="part"/>.</summary>
+    IFeatureSource OpenPart(int part);
+}

@@ -62,7 +62,10 @@ public static class ModelFile
         var tmp = full + $".tmp-{Environment.ProcessId}";
         try
         {
-            File.WriteAllText(tmp, Serialize(stamped, indented: true));
+            // Owner-only (0600) from creation: a model is one party's private weights.
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            using (var w = new StreamWriter(tmp, new UTF8Encoding(false), options)) w.Write(Serialize(stamped, indented: true));
             File.Move(tmp, full, overwrite: true);
         }
         finally
@@ -185,15 +188,15 @@ public static class ModelFile
             if (version < 1) throw Error("version", $"must be >= 1, got {version}");
             var kindText = Str(root, "kind");
             if (!PartialModel.TryParseKind(kindText, out var kind))
-                throw Error("kind", $"unknown kind '{kindText}'; expected logistic, linear or softmax");
+                throw Error("kind", $"unknown kind '{kindText}'; expected logistic, linear, softmax or one-vs-rest");
 
             var classes = Strings(root, "classes", optional: true);
-            if (kind == ModelKind.Softmax)
+            if (PartialModel.HasClasses(kind))
             {
-                if (classes.Length < 2) throw Error("classes", "a softmax model needs at least 2 class labels");
+                if (classes.Length < 2) throw Error("classes", $"a {kindText} model needs at least 2 class labels");
                 Unique(classes, "classes");
             }
-            else if (classes.Length != 0) throw Error("classes", $"only softmax models carry class labels, this one is {kindText}");
+            else if (classes.Length != 0) throw Error("classes", $"only softmax and one-vs-rest models carry class labels, this one is {kindText}");
 
             var party = Obj(root, "party");
             var partyId = Str(party, "id", "party.id");
@@ -228,7 +231,7 @@ public static class ModelFile
             }
             if (role == PartyRole.Host && features.Length == 0) throw Error("features", "a host must hold at least one feature");
 
-            var outputs = kind == ModelKind.Softmax ? classes.Length : 1;
+            var outputs = PartialModel.HasClasses(kind) ? classes.Length : 1;
             var weightsEl = Arr(root, "weights");
             if (weightsEl.GetArrayLength() != outputs)
                 throw Error("weights", $"expected {outputs} row(s) (one per output), got {weightsEl.GetArrayLength()}");

@@ -1,6 +1,8 @@
 namespace Fed.Core.Model;
 
-public enum ModelKind { Logistic, Linear, Softmax }
+/// <summary>Logistic and linear: one output. Softmax and one-vs-rest: one output per class (one-vs-rest: an independent
+/// sigmoid per class, predicted class = the first class of highest probability, as FATE's one-vs-rest does).</summary>
+public enum ModelKind { Logistic, Linear, Softmax, OneVsRest }
 
 public enum PartyRole { Guest, Host }
 
@@ -45,7 +47,7 @@ public sealed class PartialModel
     public required string ModelId { get; init; }
     public required int Version { get; init; }
     public required ModelKind Kind { get; init; }
-    /// <summary>Class labels, softmax only (in output order); empty otherwise.</summary>
+    /// <summary>Class labels, softmax and one-vs-rest only (in output order); empty otherwise.</summary>
     public string[] Classes { get; init; } = [];
     public required string PartyId { get; init; }
     public required PartyRole Role { get; init; }
@@ -62,13 +64,17 @@ public sealed class PartialModel
     /// <summary>"sha256:&lt;hex&gt;" of the canonical content; filled in by <see cref="ModelFile"/>.</summary>
     public string? Checksum { get; init; }
 
-    public int OutputCount => Kind == ModelKind.Softmax ? Classes.Length : 1;
+    public int OutputCount => HasClasses(Kind) ? Classes.Length : 1;
+
+    /// <summary>Softmax and one-vs-rest models carry class labels and one output per class.</summary>
+    public static bool HasClasses(ModelKind kind) => kind is ModelKind.Softmax or ModelKind.OneVsRest;
 
     public static string KindName(ModelKind kind) => kind switch
     {
         ModelKind.Logistic => "logistic",
         ModelKind.Linear => "linear",
         ModelKind.Softmax => "softmax",
+        ModelKind.OneVsRest => "one-vs-rest",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -79,6 +85,7 @@ public sealed class PartialModel
             case "logistic": kind = ModelKind.Logistic; return true;
             case "linear": kind = ModelKind.Linear; return true;
             case "softmax": kind = ModelKind.Softmax; return true;
+            case "one-vs-rest": kind = ModelKind.OneVsRest; return true;
             default: kind = default; return false;
         }
     }

@@ -3,13 +3,13 @@ using Fed.Core.Model;
 namespace Fed.Core.Scoring;
 
 /// <summary>A final prediction. Value: P(class 1) for logistic, the value for linear, the predicted class's
-/// probability for softmax (whose <see cref="PredictedClass"/> indexes <see cref="ModelSignature.Classes"/>).</summary>
+/// probability for softmax and one-vs-rest (whose <see cref="PredictedClass"/> indexes <see cref="ModelSignature.Classes"/>).</summary>
 public readonly record struct Prediction(double Value, int PredictedClass, double[]? Probabilities);
 
 /// <summary>
 /// The one implementation of combining: sum the parties' partial scores per output in the model's party order
 /// (guest first, left to right, so the bits never depend on arrival order), then the link:
-/// sigmoid for logistic, a numerically stable softmax, identity for linear.
+/// sigmoid for logistic, a numerically stable softmax, a sigmoid per class for one-vs-rest, identity for linear.
 /// It refuses an incomplete set of parties and names the missing ones.
 /// </summary>
 public static class Combiner
@@ -65,6 +65,18 @@ public static class Combiner
         {
             case ModelKind.Logistic: return new Prediction(Sigmoid(z[0]), z[0] >= 0 ? 1 : 0, null);
             case ModelKind.Linear: return new Prediction(z[0], -1, null);
+            case ModelKind.OneVsRest:
+            {
+                // FATE's one-vs-rest rule: a sigmoid per class, no normalisation; the first class of highest probability.
+                var q = new double[z.Length];
+                var top = 0;
+                for (var c = 0; c < q.Length; c++)
+                {
+                    q[c] = Sigmoid(z[c]);
+                    if (q[c] > q[top]) top = c;
+                }
+                return new Prediction(q[top], top, q);
+            }
             default:
                 var p = new double[z.Length];
                 Softmax(z, p);

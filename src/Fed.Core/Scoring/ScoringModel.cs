@@ -5,7 +5,7 @@ namespace Fed.Core.Scoring;
 /// <summary>What the combiner needs to know about a model: kind, classes and the full, ordered set of parties.</summary>
 public sealed record ModelSignature(string ModelId, int Version, ModelKind Kind, string[] Classes, string[] Parties)
 {
-    public int OutputCount => Kind == ModelKind.Softmax ? Classes.Length : 1;
+    public int OutputCount => PartialModel.HasClasses(Kind) ? Classes.Length : 1;
 }
 
 /// <summary>

@@ -26,7 +26,7 @@ public static class TestServices
     {
         ["bootstrap.servers"] = Kafka,
         ["api.version.request"] = "false",
-        ["broker.version.fallback"] = "0.9.0.1",
+        ["broker.version.fallback"] = "0.9.0",
         ["topic.metadata.refresh.interval.ms"] = "2000",
     };
 
@@ -95,12 +95,62 @@ public static class TestServices
         return list;
     }
 
+    /// <summary>
+    /// Reads every partition of a topic from its beginning up to its end offset (high watermark) taken when the call
+    /// starts, and proves it got there: a partition counts as read only when its last message before the end offset
+    /// was consumed. Throws if that does not happen within the timeout. "Nothing" read here means the topic was empty.
+    /// </summary>
+    public static List<(string? Key, string Value)> ReadToEnd(string topic, int partitions, TimeSpan? timeout = null) =>
+        ReadRecords(topic, partitions, timeout).Select(r => (r.Key, r.Value)).ToList();
+
+    /// <summary><see cref="ReadToEnd"/> with each message's partition and offset.</summary>
+    public static List<(int Partition, long Offset, string? Key, string Value)> ReadRecords(string topic, int partitions, TimeSpan? timeout = null)
+    {
+        KafkaNative.Ensure();
+        var cfg = new ConsumerConfig(OldBrokerKafka()) { GroupId = "reader-" + Guid.NewGuid().ToString("N"), EnableAutoCommit = false };
+        using var c = new ConsumerBuilder<string?, string>(cfg).Build();
+        var ends = new Dictionary<int, long>();
+        for (var p = 0; p < partitions; p++)
+        {
+            var w = c.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10));
+            if (w.High.Value > w.Low.Value) ends[p] = w.High.Value;
+        }
+        var list = new List<(int, long, string?, string)>();
+        if (ends.Count == 0) { c.Close(); return list; }
+        c.Assign(ends.Keys.Select(p => new TopicPartitionOffset(topic, p, Offset.Beginning)));
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
+        var sw = Stopwatch.StartNew();
+        while (ends.Count > 0)
+        {
+            if (sw.Elapsed > limit)
+                throw new TimeoutException($"{topic}: partitions {string.Join(", ", ends.Keys)} not read to their end offsets ({string.Join(", ", ends.Values)}) within {limit.TotalSeconds} s");
+            var r = c.Consume(100);
+            if (r is null || !ends.TryGetValue(r.Partition.Value, out var end) || r.Offset.Value >= end) continue;
+            list.Add((r.Partition.Value, r.Offset.Value, r.Message.Key, r.Message.Value));
+            if (r.Offset.Value + 1 >= end) ends.Remove(r.Partition.Value);
+        }
+        c.Close();
+        return list;
+    }
+
+    /// <summary>The offsets a consumer group has committed on a topic, by partition (0 where none).</summary>
+    public static Dictionary<int, long> Committed(string group, string topic, int partitions)
+    {
+        KafkaNative.Ensure();
+        var cfg = new ConsumerConfig(OldBrokerKafka()) { GroupId = group, EnableAutoCommit = false };
+        using var c = new ConsumerBuilder<Ignore, Ignore>(cfg).Build();
+        var got = c.Committed(Enumerable.Range(0, partitions).Select(p => new TopicPartition(topic, p)), TimeSpan.FromSeconds(10));
+        c.Close();
+        return got.ToDictionary(t => t.Partition.Value, t => t.Offset == Offset.Unset ? 0 : t.Offset.Value);
+    }
+
     public static ConnectionMultiplexer ConnectRedis() => ConnectionMultiplexer.Connect(Redis + ",abortConnect=false");
 
     public static PartyConfig PartyConfig(string party, string warehouse, string inputTopic, string partials, string dlq, string group) => new()
     {
         Party = party, Warehouse = "sqlite:" + warehouse, InputTopic = inputTopic, PartialsTopic = partials, DeadLetterTopic = dlq,
         GroupId = group, Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), RegistryPollMs = 200, MetricsIntervalMs = 2000,
+        SigningKey = "file:" + KeyFile(party),
     };
 
     public static InitiatorConfig InitiatorConfig(string warehouse, string prefix, int windowMs) => new()
@@ -108,5 +158,30 @@ public static class TestServices
         Warehouse = "sqlite:" + warehouse, PartialsTopic = prefix + ".partials", ScoresTopic = prefix + ".scores",
         StatusTopic = prefix + ".status", DeadLetterTopic = prefix + ".dlq", GroupId = prefix + "-initiator",
         Kafka = OldBrokerKafka(), Consumer = OldBrokerConsumer(), Redis = Redis, WindowMs = windowMs, PredictionTtlSeconds = 3600, MetricsIntervalMs = 2000,
+        PartyKeys = new() { ["guest"] = "file:" + KeyFile("guest"), ["host"] = "file:" + KeyFile("host") },
     };
+
+    static readonly object KeyLock = new();
+
+    /// <summary>This test run's HMAC key file of a party (random, mode 0600), created on first use.</summary>
+    public static string KeyFile(string party)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("Fed's tests run on Linux (Debian 12)");
+        var dir = Path.Combine(Path.GetTempPath(), $"fed-test-keys-{Environment.ProcessId}");
+        var path = Path.Combine(dir, party + ".key");
+        lock (KeyLock)
+        {
+            if (File.Exists(path)) return path;
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            using var f = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+            f.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32))));
+            return path;
+        }
+    }
+
+    /// <summary>A party's key as the workers read it.</summary>
+    public static byte[] Key(string party) => StreamSecrets.LoadKey("file:" + KeyFile(party), party);
 }
