@@ -1,14 +1,22 @@
 using Fed.Cli;
 using Fed.Cli.Commands;
 
-// Every component contributes its commands from Commands/<Component>Commands.cs.
-IReadOnlyList<CliCommand> commands =
-[
-    .. ModelCommands.All,
-    .. ConvertCommands.All,
-    .. ServeCommands.All,
-    .. StreamCommands.All,
-    .. PredictCommands.All,
-    .. TrainCommands.All,
-];
-return CliApp.Run(args, commands);
+return CliApp.Run(args, FedCommands.All);
+
+namespace Fed.Cli
+{
+    /// <summary>Every component contributes its commands from Commands/&lt;Component&gt;Commands.cs.</summary>
+    public static class FedCommands
+    {
+        public static IReadOnlyList<CliCommand> All =>
+        [
+            .. ModelCommands.All,
+            .. ConvertCommands.All,
+            .. ServeCommands.All,
+            .. StreamCommands.All,
+            .. PredictCommands.All,
+            .. TrainCommands.All,
+            .. HorizontalCommands.All,
+        ];
+    }
+}

@@ -68,3 +68,26 @@ public sealed class MissingFeatureException : BadInputException
     public MissingFeatureException(string message, IReadOnlyList<string> features) : base(message) => Features = features;
     public IReadOnlyList<string> Features { get; }
 }
+
+/// <summary>Values quoted in messages are cut: a 10 MB header line must not become a 10 MB error.</summary>
+public static class ErrorText
+{
+    public const int MaxQuoted = 200;
+
+    /// <summary>The value itself, or its first 200 characters followed by "... (N chars)".</summary>
+    public static string Cut(string? value, int max = MaxQuoted) =>
+        value is null ? "" : value.Length <= max ? value : $"{value[..max]}... ({value.Length:N0} chars)";
+}
+
+/// <summary>An input does not come from the model version the registry holds (checksum differs). Names the party.</summary>
+public sealed class ProvenanceException : BadInputException
+{
+    public ProvenanceException(string message) : base(message) { }
+}
+
+/// <summary>Nothing was scored (zero rows, zero predictions). Exit 3 so a scheduler notices; --allow-empty accepts it.</summary>
+public sealed class EmptyResultException : FedException
+{
+    public EmptyResultException(string message) : base(message) { }
+    public override int ExitCode => 3;
+}

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Fed.Core;
+using Fed.Core.Security;
 using Fed.Core.Scoring;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -27,31 +28,19 @@ public sealed class InitiatorService : ServiceHost
 {
     readonly InitiatorConfig _config;
     readonly WarehousePool _pool;
-    readonly HttpClient _http;
-    readonly Dictionary<string, (PartyEndpoint Endpoint, byte[] Key, Uri Uri)> _parties;
+    readonly Dictionary<string, (PartyEndpoint Endpoint, byte[] Key, Uri Uri, HttpClient Http)> _parties;
     readonly ConnectionMultiplexer _redis;
     readonly TimeSpan _ttl;
     readonly NearCache? _near;
 
-    public InitiatorService(InitiatorConfig config) : base(config, "initiator:" + config.PartyId)
+    public InitiatorService(InitiatorConfig config) : base(config, "initiator:" + config.PartyId, defaultReplayRedis: config.Redis)
     {
         _config = config;
         _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
         Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
         _parties = config.Parties.ToDictionary(p => p.PartyId,
-            p => (p, ServingConfig.DecodeKey(p.Key, p.KeyEnv, "parties." + p.PartyId), new Uri(new Uri(p.Url.TrimEnd('/') + "/"), "v1/partial-scores")),
+            p => (p, ServingConfig.DecodeKey(p.Key, p.KeyEnv, "parties." + p.PartyId), new Uri(new Uri(p.Url.TrimEnd('/') + "/"), "v1/partial-scores"), PartyClient(p)),
             StringComparer.Ordinal);
-        _http = new HttpClient(new SocketsHttpHandler
-        {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            MaxConnectionsPerServer = config.MaxConnectionsPerParty,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-        })
-        { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
         _redis = ConnectRedis(config.Redis);
         _ttl = TimeSpan.FromSeconds(config.CacheTtlSeconds);
         var near = config.NearCache ?? NearCacheConfig.Default;
@@ -66,7 +55,7 @@ public sealed class InitiatorService : ServiceHost
             catch
             {
                 // Asked for and refused: release what is already open (the log's writer holds its file).
-                _redis.Dispose(); _pool.Dispose(); _http.Dispose();
+                _redis.Dispose(); _pool.Dispose(); foreach (var p in _parties.Values) p.Http.Dispose();
                 Log.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 throw;
             }
@@ -79,6 +68,30 @@ public sealed class InitiatorService : ServiceHost
             double miss = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "miss"));
             return hit + miss == 0 ? double.NaN : hit / (hit + miss);
         });
+    }
+
+    /// <summary>One keep-alive pool per party. Over https it presents this initiator's certificate and accepts only
+    /// the party's pinned server certificate (no CA, no host name: the pin says who it is).</summary>
+    HttpClient PartyClient(PartyEndpoint p)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            MaxConnectionsPerServer = _config.MaxConnectionsPerParty,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        };
+        if (p.CertSha256 is { } pin)
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                ClientCertificates = new System.Security.Cryptography.X509Certificates.X509CertificateCollection { Certificate! },
+                EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+                RemoteCertificateValidationCallback = (_, c, _, _) => c != null && Certificates.Pin(c) == pin,
+            };
+        return new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan, DefaultRequestVersion = HttpVersion.Version11 };
     }
 
     public ModelCache Models { get; }
@@ -97,17 +110,16 @@ public sealed class InitiatorService : ServiceHost
 
     protected override string? NotReadyReason()
     {
-        if (!_redis.IsConnected) return "redis not connected (" + _config.Redis + ")";
+        if (!_redis.IsConnected) return "redis not connected (" + Secrets.Redact(_config.Redis) + ")";
         try { _pool.Use(w => w.TableExists(Fed.Warehouse.Schema.Registry.Name) ? 0 : throw new FedFailureException("no model registry table")); return null; }
-        catch (FedException e) { return "warehouse: " + e.Message; }
+        catch (FedException e) { return "warehouse: " + Secrets.Redact(e.Message); }
     }
 
     protected override void Map(WebApplication app)
     {
-        app.MapPost("/v1/predict", Predict);
-        app.MapGet("/v1/predictions/{model_id}/{sample_id}", (HttpContext ctx, string model_id, string sample_id) => Lookup(ctx, model_id, sample_id));
-        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => AdminEndpoints.Activate(ctx, Models, id, Log));
-        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => AdminEndpoints.Rollback(ctx, Models, id, Log));
+        app.MapPost("/v1/predict", Predict).Allow(Access.Signed);
+        app.MapGet("/v1/predictions/{model_id}/{sample_id}", (HttpContext ctx, string model_id, string sample_id) => Lookup(ctx, model_id, sample_id)).Allow(Access.Signed);
+        AdminEndpoints.Map(app, Models, Log);
     }
 
     sealed record PredictRequest(string ModelId, string[] SampleIds, PredictionMode Mode, bool UseCache);
@@ -194,7 +206,7 @@ public sealed class InitiatorService : ServiceHost
                         s = r.Status;
                         if (s == SampleStatus.Ok) { partials[o.Party] = r.Scores!; continue; }
                         if (r.MissingFeatures is { Length: > 0 }) s += ": " + string.Join(", ", r.MissingFeatures);
-                        if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status == SampleStatus.NotFound)) worst = r.Status;
+                        if (worst == SampleStatus.Ok || (worst == SampleStatus.FeaturesMissing && r.Status is SampleStatus.NotFound or SampleStatus.NotScored)) worst = r.Status;
                     }
                     (why ??= new(StringComparer.Ordinal))[o.Party] = s;
                 }
@@ -315,7 +327,7 @@ public sealed class InitiatorService : ServiceHost
             msg.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
             msg.Headers.TryAddWithoutValidation("X-Request-Id", requestId);
             RequestSigning.Apply(msg, ep.Key, _config.CallerId, body);
-            using var resp = await _http.SendAsync(msg, HttpCompletionOption.ResponseContentRead, cts.Token);
+            using var resp = await ep.Http.SendAsync(msg, HttpCompletionOption.ResponseContentRead, cts.Token);
             var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token);
             if (!resp.IsSuccessStatusCode)
                 return Done(PartyOutcome.Failed, $"HTTP {(int)resp.StatusCode}: {ErrorText(bytes)}");
@@ -378,7 +390,7 @@ public sealed class InitiatorService : ServiceHost
                 }
                 else if (status == SampleStatus.FeaturesMissing)
                     missing = x.TryGetProperty("missing_features", out var mf) ? mf.EnumerateArray().Select(m => m.GetString()!).ToArray() : [];
-                else if (status != SampleStatus.NotFound) return $"sample '{id}': unknown status '{status}'";
+                else if (status is not (SampleStatus.NotFound or SampleStatus.NotScored)) return $"sample '{id}': unknown status '{status}'";
                 list[i++] = new PartySampleResult(id!, status, scores, missing);
             }
             results = list;
@@ -467,7 +479,7 @@ public sealed class InitiatorService : ServiceHost
     {
         await base.DisposeAsync();
         _near?.Dispose();
-        _http.Dispose();
+        foreach (var p in _parties.Values) p.Http.Dispose();
         _redis.Dispose();
         _pool.Dispose();
     }

@@ -45,7 +45,7 @@ sealed class InvalidationListener : IDisposable
     {
         var options = ConfigurationOptions.Parse(redisConfig);
         if (options.EndPoints.Count != 1)
-            throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary); '{redisConfig}' has {options.EndPoints.Count}. " +
+            throw new FedFailureException($"near_cache needs exactly one Redis endpoint to track (the primary); '{Fed.Core.Security.Secrets.Redact(redisConfig)}' has {options.EndPoints.Count}. " +
                                           "Turn near_cache off (max_entries 0) for a cluster or sentinel setup.");
         var l = new InvalidationListener(options.EndPoints[0], options, prefix, changed, flushed, down, up, log);
         try { l._conn = Task.Run(() => l.Connect(CancellationToken.None)).GetAwaiter().GetResult(); } // off the caller's context: no deadlock under one

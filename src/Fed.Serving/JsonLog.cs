@@ -10,7 +10,7 @@ namespace Fed.Serving;
 /// Cheap on the request path: each line is encoded once into a per-thread buffer (no boxing, no intermediate string)
 /// and handed over as UTF-8 bytes; the writer wakes at most every 50 ms, so a line costs no wake-up or system call on the
 /// request path. When the writer falls 65,536 lines behind, new lines are dropped and counted.
-/// Targets: stdout, stderr, none, or file:PATH (appended).
+/// Targets: stdout, stderr, none, or file:PATH (appended; created with mode 0600).
 /// </summary>
 public sealed class JsonLog : IAsyncDisposable
 {
@@ -30,7 +30,7 @@ public sealed class JsonLog : IAsyncDisposable
             "stdout" => (Console.OpenStandardOutput(), false),
             "stderr" => (Console.OpenStandardError(), false),
             _ when target.StartsWith("file:", StringComparison.Ordinal) =>
-                ((Stream)new FileStream(target[5..], FileMode.Append, FileAccess.Write, FileShare.ReadWrite, 1), true),
+                ((Stream)Fed.Core.Security.SecretFiles.OpenAppend(target[5..]), true),
             _ => ((Stream?)null, false),
         };
         if (stream is null) return;
@@ -85,6 +85,8 @@ public sealed class JsonLog : IAsyncDisposable
         End(j);
     }
 
+    /// <summary>An event line. Text values pass <see cref="Fed.Core.Security.Secrets.Redact"/>: an error message quoting a
+    /// connection string never writes its password.</summary>
     public void Write(string level, string msg, params (string Key, object? Value)[] fields)
     {
         if (_lines is null) return;
@@ -94,12 +96,12 @@ public sealed class JsonLog : IAsyncDisposable
             switch (v)
             {
                 case null: j.WriteNull(k); break;
-                case string s: j.WriteString(k, s); break;
+                case string s: j.WriteString(k, Fed.Core.Security.Secrets.Redact(s)); break;
                 case int i: j.WriteNumber(k, i); break;
                 case long l: j.WriteNumber(k, l); break;
                 case double d: j.WriteNumber(k, Math.Round(d, 3)); break;
                 case bool b: j.WriteBoolean(k, b); break;
-                default: j.WriteString(k, v.ToString()); break;
+                default: j.WriteString(k, Fed.Core.Security.Secrets.Redact(v.ToString())); break;
             }
         }
         End(j);

@@ -36,9 +36,12 @@ public sealed class PartyService : ServiceHost
         public readonly System.Collections.Concurrent.ConcurrentDictionary<(string Table, bool Hourly, int Count), string> Sql = new();
     }
 
+    readonly OracleLimits _oracle;
+
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
         _config = config;
+        _oracle = new OracleLimits(config.Oracle, "audit:" + config.PartyId);
         _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
         Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
     }
@@ -48,20 +51,20 @@ public sealed class PartyService : ServiceHost
     public override async ValueTask DisposeAsync()
     {
         await base.DisposeAsync();
+        await _oracle.DisposeAsync();
         _pool.Dispose();
     }
 
     protected override string? NotReadyReason()
     {
         try { _pool.Use(w => w.TableExists(Schema.Registry.Name) ? 0 : throw new FedFailureException("no model registry table")); return null; }
-        catch (FedException e) { return "warehouse: " + e.Message; }
+        catch (FedException e) { return "warehouse: " + Fed.Core.Security.Secrets.Redact(e.Message); }
     }
 
     protected override void Map(WebApplication app)
     {
-        app.MapPost("/v1/partial-scores", Handle);
-        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => AdminEndpoints.Activate(ctx, Models, id, Log));
-        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => AdminEndpoints.Rollback(ctx, Models, id, Log));
+        app.MapPost("/v1/partial-scores", Handle).Allow(Access.Signed);
+        AdminEndpoints.Map(app, Models, Log);
     }
 
     async Task Handle(HttpContext ctx)
@@ -74,10 +77,17 @@ public sealed class PartyService : ServiceHost
                 "partial scores of caller-chosen feature values would reveal this party's weights", "Forbidden");
             return;
         }
+        _oracle.Audit(info.Caller, info.RequestId, req.ModelId, req.Version, PredictionModes.Name(req.Mode), req.SampleIds);
+        if (_oracle.Charge(info.Caller, req.SampleIds.Length) is { } over)
+        {
+            Metrics.Inc("fed_quota_refused_total", "Requests refused by a caller's daily quota.", Metrics.L("caller", info.Caller));
+            await Error(ctx, 429, over, "QuotaExceeded");
+            return;
+        }
         var version = req.Version ?? Models.ActiveVersion(req.ModelId);
         var lm = Models.Get(req.ModelId, version);
         var coverage = new FeatureCoverage(lm.Model.Features);
-        var results = Score(lm, req, coverage);
+        var results = ScoreAgreed(lm, req, coverage, _oracle.Allowed(info.Caller, req.ModelId, req.SampleIds));
         Metrics.IncEach("fed_partial_scores_total", "Samples answered by status.", "status", results.Select(r => r.Status));
 
         using var body = new ResponseBody(256 + results.Count * 64);
@@ -115,6 +125,25 @@ public sealed class PartyService : ServiceHost
             w.WriteEndObject();
         }
         await body.SendAsync(ctx.Response);
+    }
+
+    /// <summary>
+    /// With an agreed population (<paramref name="allowed"/> not null): only its samples are looked up and scored, and
+    /// a sample outside it or missing here gets the one status <c>not_scored</c>, so ok vs. not found cannot reveal
+    /// whether someone outside the population is this party's customer.
+    /// </summary>
+    IReadOnlyList<PartySampleResult> ScoreAgreed(LoadedModel lm, PartialScoreRequest req, FeatureCoverage coverage, bool[]? allowed)
+    {
+        if (allowed is null) return Score(lm, req, coverage);
+        var inside = req.SampleIds.Where((_, i) => allowed[i]).ToArray();
+        var insideSet = inside.ToHashSet(StringComparer.Ordinal);
+        var scored = inside.Length == 0 ? [] : Score(lm, req with
+        {
+            SampleIds = inside,
+            Features = req.Features?.Where(kv => insideSet.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value),
+        }, coverage).ToDictionary(r => r.SampleId, StringComparer.Ordinal);
+        return req.SampleIds.Select(id => scored.TryGetValue(id, out var r) && r.Status != SampleStatus.NotFound ? r
+            : new PartySampleResult(id, SampleStatus.NotScored, null, null)).ToArray();
     }
 
     /// <summary>Scores a request (used by the endpoint; public for tests and tools).</summary>
@@ -384,6 +413,12 @@ public sealed class PartyService : ServiceHost
 /// <summary>Admin endpoints both services expose: activate a version, roll back to the previous one.</summary>
 static class AdminEndpoints
 {
+    public static void Map(WebApplication app, ModelCache models, JsonLog log)
+    {
+        app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => Activate(ctx, models, id, log)).Allow(Access.Admin);
+        app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => Rollback(ctx, models, id, log)).Allow(Access.Admin);
+    }
+
     public static async Task Activate(HttpContext ctx, ModelCache models, string id, JsonLog log)
     {
         Identifiers.ModelId(id);

@@ -37,6 +37,9 @@ public static class SampleStatus
     public const string Ok = "ok";
     public const string NotFound = "sample_not_found";
     public const string FeaturesMissing = "features_missing";
+    /// <summary>Party with an agreed population for the caller and model: the one answer for a sample outside it or
+    /// missing at the party, so the caller cannot tell which.</summary>
+    public const string NotScored = "not_scored";
     /// <summary>Initiator only: at least one party did not answer (timeout, error): no score.</summary>
     public const string PartialFailure = "partial_failure";
 }

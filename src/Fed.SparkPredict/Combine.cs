@@ -145,7 +145,7 @@ public static class CombineJob
         var touched = new HashSet<string>(StringComparer.Ordinal);
         var rejected = new Dictionary<string, object>();
         if (fromWarehouse) LoadWarehouse(w, sig, p, latest, touched);
-        else LoadFiles(input, sig, p, latest, touched, rejected);
+        else LoadFiles(input, sig, p, latest, touched, rejected, RegistryChecksums(w, sig));
         progress?.Invoke($"  loaded partial scores: {string.Join(", ", latest.Select(kv => $"{kv.Key} {kv.Value.Count:N0}"))}");
 
         var sets = sig.Parties.Select(party =>
@@ -156,18 +156,20 @@ public static class CombineJob
         }).ToList();
         var combined = CombineCore.Combine(sig, sets, p.Hourly ? touched : null);
 
+        // The report (and the missing-id list) are staged first: an unwritable report path fails before the table is touched.
+        var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
+        using var outputs = new StagedOutputs();
+        var reportTemp = outputs.Stage(path, "--report");
         var table = parquetOut is null ? PredictionsTable.Write(w, combined, p) : HiveParquet.WritePredictions(parquetOut, combined, p);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["dt"] = p.Dt, ["hour"] = p.HourText,
             ["input"] = fromWarehouse ? $"{w.Description} {Schema.PartialScores(p.Hourly).Name}" : Path.GetFullPath(input),
             ["rows_by_party"] = combined.RowsByParty, ["predictions"] = combined.Count, ["table"] = table,
-            ["missing_count"] = combined.Missing.Count,
-            ["missing"] = combined.Missing.Select(m => new { sample_id = m.SampleId, missing_parties = m.MissingParties }).ToList(),
             ["rejected_by_party"] = rejected,
         };
-        var path = reportPath ?? Path.Combine(fromWarehouse ? "." : input, $"fed_coverage_{sig.ModelId}_v{sig.Version}_{p.FileTag}.json");
-        WriteJson(path, report);
+        CoverageReport.Write(outputs, path, reportTemp, report, combined.Missing);
+        outputs.Commit();
         return new Result(combined, table, Path.GetFullPath(path), report);
     }
 
@@ -220,16 +222,22 @@ public static class CombineJob
         return report;
     }
 
-    public static void WriteJson(string path, object doc)
+    /// <summary>The checksum the registry holds for each party of this model version (parties this warehouse knows).</summary>
+    static Dictionary<string, string> RegistryChecksums(IWarehouse w, ModelSignature sig) =>
+        new ModelRegistry(w).List(sig.ModelId).Where(e => e.Version == sig.Version).GroupBy(e => e.Party).ToDictionary(g => g.Key, g => g.First().Checksum);
+
+    /// <summary>Provenance: a partial-score file must say which model file scored it, and that must be the registry's.</summary>
+    static void CheckProvenance(string path, PartialScoreManifest m, ModelSignature sig, Dictionary<string, string> checksums)
     {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        File.WriteAllText(full + ".tmp", JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(full + ".tmp", full, overwrite: true);
+        if (string.IsNullOrEmpty(m.ModelChecksum))
+            throw new ProvenanceException($"{path}: party '{m.Party}': the manifest carries no model_checksum, so it cannot be tied to model '{sig.ModelId}' v{sig.Version}; re-run 'fed predict batch' for this party");
+        if (checksums.TryGetValue(m.Party, out var expected) && !string.Equals(expected, m.ModelChecksum, StringComparison.Ordinal))
+            throw new ProvenanceException($"{path}: party '{m.Party}' scored with model checksum {m.ModelChecksum}, but the registry holds {expected} for '{sig.ModelId}' v{sig.Version} party '{m.Party}'; " +
+                "the partial scores come from another model file: re-export the right model or re-score this party");
     }
 
     static void LoadFiles(string dir, ModelSignature sig, Partition p, Dictionary<string, Dictionary<string, double[]>> latest,
-        HashSet<string> touched, Dictionary<string, object> rejected)
+        HashSet<string> touched, Dictionary<string, object> rejected, Dictionary<string, string> checksums)
     {
         // Hourly: every hour <= H of the day (newest wins); daily: the day's file.
         var hours = p.Hourly ? Enumerable.Range(0, p.Hour!.Value + 1).Select(h => (int?)h).ToList() : [null];
@@ -253,6 +261,7 @@ public static class CombineJob
                     throw new BadInputException($"{path}: party '{m.Party}' is not a party of model '{sig.ModelId}' v{sig.Version} ({string.Join(", ", sig.Parties)})");
                 if (m.Outputs != sig.OutputCount)
                     throw new BadInputException($"{path}: {m.Outputs} output(s), model '{sig.ModelId}' v{sig.Version} has {sig.OutputCount}");
+                CheckProvenance(path, m, sig, checksums);
                 var set = PartialScoreFiles.Read(path, m);
                 if (set.Count == 0 && !p.Hourly)
                     throw new BadInputException($"{path}: empty partition: party '{m.Party}' sent no partial scores for {part}; refusing to write an empty prediction set");

@@ -41,6 +41,11 @@ public static class LocalPredictor
     public static Result Run(string modelsDir, IReadOnlyList<(string Party, string Path)> inputs, string outPath, string idColumn = "id", string? reportPath = null)
     {
         var models = ReadModels(modelsDir);
+        // Predictions, report and missing-id list appear together at the end, or not at all; none may be an input.
+        using var outputs = new StagedOutputs(inputs.Select(i => i.Path).Concat(Directory.EnumerateFiles(modelsDir)));
+        var rp = reportPath ?? outPath + ".report.json";
+        var outTemp = outputs.Stage(outPath, "--out");
+        var reportTemp = outputs.Stage(rp, "--report");
         var any = models.Values.First();
         var sig = new ModelSignature(any.ModelId, any.Version, any.Kind, any.Classes, any.Parties);
         foreach (var (party, _) in inputs)
@@ -60,17 +65,15 @@ public static class LocalPredictor
             runs[party] = stats;
         }
         var pred = CombineCore.Combine(sig, sets);
-        WriteCsv(pred, outPath);
+        WriteCsv(pred, outTemp);
         var report = new Dictionary<string, object?>
         {
             ["model_id"] = sig.ModelId, ["version"] = sig.Version, ["predictions"] = pred.Count, ["out"] = Path.GetFullPath(outPath),
             ["rows_by_party"] = pred.RowsByParty,
             ["parties"] = runs.ToDictionary(kv => kv.Key, kv => kv.Value.ToReport()),
-            ["missing_count"] = pred.Missing.Count,
-            ["missing"] = pred.Missing.Select(m => new { sample_id = m.SampleId, missing_parties = m.MissingParties }).ToList(),
         };
-        var rp = reportPath ?? outPath + ".report.json";
-        CombineJob.WriteJson(rp, report);
+        CoverageReport.Write(outputs, rp, reportTemp, report, pred.Missing);
+        outputs.Commit();
         return new Result(pred, Path.GetFullPath(outPath), Path.GetFullPath(rp), runs);
     }
 
@@ -100,5 +103,5 @@ public static class LocalPredictor
         File.Move(tmp, full, overwrite: true);
     }
 
-    static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+    internal static string Quote(string s) => s.IndexOfAny([',', '"', '\n']) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
 }

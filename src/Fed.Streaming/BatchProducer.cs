@@ -42,7 +42,7 @@ public sealed class BatchProducer : IDisposable
         _timeoutMs = timeoutMs;
         _producer = new ProducerBuilder<string?, byte[]>(config)
             .SetErrorHandler((_, e) => { if (e.IsFatal || e.Code != ErrorCode.Local_AllBrokersDown) log?.WriteLine($"fed stream: kafka producer: {e.Reason}"); })
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {m.Message}"); })
+            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {Fed.Core.Security.Secrets.Redact(m.Message)}"); })
             .Build();
     }
 

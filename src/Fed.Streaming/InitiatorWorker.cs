@@ -282,7 +282,7 @@ public sealed class InitiatorWorker : WorkerBase
             catch (Exception e) when (e is RedisException or TimeoutException or AggregateException)
             {
                 Interlocked.Increment(ref Metrics.RedisRetries);
-                Log?.WriteLine($"fed stream initiator: redis write failed ({(e is AggregateException a ? a.InnerException?.Message : e.Message)}); retrying in {backoff} ms, consumption paused");
+                Log?.WriteLine($"fed stream initiator: redis write failed ({Fed.Core.Security.Secrets.Redact(e is AggregateException a ? a.InnerException?.Message : e.Message)}); retrying in {backoff} ms, consumption paused");
                 SetPaused(true);
                 var until = Environment.TickCount64 + backoff;
                 while (Environment.TickCount64 < until)

@@ -27,7 +27,7 @@ public abstract class WorkerBase : IDisposable
         Producer = new BatchProducer(config.BuildProducerConfig(), log, config.ProduceTimeoutMs);
         Consumer = new ConsumerBuilder<string?, byte[]>(config.BuildConsumerConfig())
             .SetErrorHandler((_, e) => { if (e.IsFatal || e.Code != ErrorCode.Local_AllBrokersDown) log?.WriteLine($"fed stream: kafka consumer: {e.Reason}"); })
-            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {m.Message}"); })
+            .SetLogHandler((_, m) => { if (m.Level <= SyslogLevel.Warning) log?.WriteLine($"fed stream: librdkafka: {Fed.Core.Security.Secrets.Redact(m.Message)}"); })
             .SetPartitionsAssignedHandler((_, parts) =>
             {
                 _assignment = parts.ToList();

@@ -128,6 +128,11 @@ public sealed class ModelRegistry(IWarehouse warehouse)
             }
         }
         foreach (var ok in filled) if (!ok) throw new FedFailureException(Corrupt($"{layout} weight table is incomplete"));
+        // Rows written before conversion refused non-finite folded models: never score from them.
+        for (var c = 0; c < constants.Length; c++)
+            for (var f = -1; f < features.Length; f++)
+                if (!double.IsFinite(f < 0 ? constants[c] : weights[c][f]))
+                    throw new BadInputException(Corrupt($"output {c}: the {(f < 0 ? "constant" : $"weight of feature '{ErrorText.Cut(features[f], 80)}'")} is not finite"));
 
         if (!PartialModel.TryParseKind(e.Kind, out var kind)) throw new FedFailureException(Corrupt($"unknown kind '{e.Kind}'"));
         return new ScoringModel

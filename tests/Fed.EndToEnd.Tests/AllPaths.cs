@@ -14,14 +14,20 @@ using StackExchange.Redis;
 
 namespace Fed.EndToEnd.Tests;
 
+/// <summary>The shipped two-party breast-cancer model (vertical: guest + host).</summary>
+public sealed class TwoPartyPaths() : AllPaths("breast_cancer", ["guest", "host"]);
+
+/// <summary>The shipped one-party model from horizontal training (its one party is "global").</summary>
+public sealed class OnePartyPaths() : AllPaths("horizontal_breast_cancer", ["global"]);
+
 /// <summary>
-/// Runs the shipped breast-cancer model (two parties, under a run-unique id) through every prediction path once:
+/// Runs a shipped sample model (samples/SET/PARTY.json and PARTY.csv, under a run-unique id) through every prediction path once:
 /// `fed predict local` (the reference), the daily batch (each party's own warehouse, local engine, partial-score files,
 /// combine), the hourly batch (one shared warehouse, the SQL engine), streaming (Kafka party workers and the
 /// initiator as `fed` processes, into Redis) and online (party services and the initiator as `fed` processes).
 /// It keeps each path's predictions and everything each party sent out. Real Kafka and Redis from scripts/test.sh.
 /// </summary>
-public sealed class AllPaths : IAsyncLifetime
+public abstract class AllPaths(string sample, string[] parties) : IAsyncLifetime
 {
     const string Dt = "2026-11-22";
     static readonly IReadOnlyList<CliCommand> Commands =
@@ -32,7 +38,9 @@ public sealed class AllPaths : IAsyncLifetime
     readonly string _model = "xpath-" + Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant();
     readonly Dictionary<string, string> _csv = new(), _modelFile = new();
 
-    public string[] Parties { get; } = ["guest", "host"];
+    public string[] Parties { get; } = parties;
+    /// <summary>The party that combines (the guest: first in the model's party list).</summary>
+    string Initiator => Parties[0];
     /// <summary>sample id -> prediction of `fed predict local`.</summary>
     public Dictionary<string, double> Reference { get; private set; } = [];
     /// <summary>Ids only some party holds.</summary>
@@ -46,7 +54,7 @@ public sealed class AllPaths : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var samples = Path.Combine(TestEnvironment.RepoRoot, "samples", "breast_cancer");
+        var samples = Path.Combine(TestEnvironment.RepoRoot, "samples", sample);
         foreach (var p in Parties)
         {
             var json = JsonNode.Parse(File.ReadAllText(Path.Combine(samples, p + ".json")))!;
@@ -86,8 +94,8 @@ public sealed class AllPaths : IAsyncLifetime
             Fed(["predict", "batch", "--party", p, "--model-id", _model, "--features", _csv[p], "--dt", Dt, "--warehouse", Wh(p), "--out", scores]);
             foreach (var f in Directory.GetFiles(scores, $"*_{p}_*")) Sent[p].Add((Path.GetFileName(f), File.ReadAllText(f)));
         }
-        Fed(["predict", "combine", "--model-id", _model, "--dt", Dt, "--input", scores, "--warehouse", Wh("guest")]);
-        return Predictions(Wh("guest"), "fed_predictions", "");
+        Fed(["predict", "combine", "--model-id", _model, "--dt", Dt, "--input", scores, "--warehouse", Wh(Initiator)]);
+        return Predictions(Wh(Initiator), "fed_predictions", "");
     }
 
     /// <summary>Hourly features in one shared warehouse, scored by the warehouse's own SQL, combined from fed_partial_scores.</summary>
@@ -108,7 +116,7 @@ public sealed class AllPaths : IAsyncLifetime
     Dictionary<string, double> Streaming(string kafka, string redis)
     {
         var t = $"{_model}.";
-        TestServices.CreateTopics(2, t + "features.guest", t + "features.host", t + "partials", t + "scores", t + "status", t + "deadletter");
+        TestServices.CreateTopics(2, [.. Parties.Select(p => t + "features." + p), t + "partials", t + "scores", t + "status", t + "deadletter"]);
         JsonObject Common(string group) => new()
         {
             ["group_id"] = $"{_model}-{group}", ["kafka"] = JsonSerializer.SerializeToNode(TestServices.OldBrokerKafka()),
@@ -116,7 +124,7 @@ public sealed class AllPaths : IAsyncLifetime
             ["dead_letter_topic"] = t + "deadletter", ["partials_topic"] = t + "partials", ["metrics_interval_ms"] = 0,
         };
         var initiator = Common("initiator");
-        initiator["warehouse"] = Wh("guest"); initiator["redis"] = redis; initiator["window_ms"] = 3000;
+        initiator["warehouse"] = Wh(Initiator); initiator["redis"] = redis; initiator["window_ms"] = 3000;
         initiator["scores_topic"] = t + "scores"; initiator["status_topic"] = t + "status";
         initiator["party_keys"] = new JsonObject(Parties.Select(p => KeyValuePair.Create(p, (JsonNode?)("file:" + TestServices.KeyFile(p)))));
         Start("stream-initiator", ["stream", "initiator", "--config", Config("stream-initiator", initiator)]);
@@ -156,7 +164,7 @@ public sealed class AllPaths : IAsyncLifetime
     async Task<Dictionary<string, double>> Online(string redis)
     {
         var key = new Dictionary<string, string>();
-        foreach (var who in new[] { "guest", "host", "app" }) key[who] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        foreach (var who in Parties.Append("app")) key[who] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         var url = new Dictionary<string, string>();
         foreach (var p in Parties)
         {
@@ -164,7 +172,7 @@ public sealed class AllPaths : IAsyncLifetime
             url[p] = $"http://127.0.0.1:{LoopbackPorts.Free()}";
             var cfg = new JsonObject
             {
-                ["listen"] = url[p], ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
+                ["listen"] = url[p], ["insecure_plaintext"] = true, ["party_id"] = p, ["warehouse"] = Wh(p), ["feature_table"] = $"feat_{p}", ["log"] = "none",
                 ["callers"] = new JsonObject { ["initiator"] = new JsonObject { ["key"] = key[p] } },
             };
             Start("serve-" + p, ["serve", "party", "--config", Config("serve-" + p, cfg)]);
@@ -172,7 +180,7 @@ public sealed class AllPaths : IAsyncLifetime
         var initiatorUrl = $"http://127.0.0.1:{LoopbackPorts.Free()}";
         var icfg = new JsonObject
         {
-            ["listen"] = initiatorUrl, ["party_id"] = "guest", ["caller_id"] = "initiator", ["warehouse"] = Wh("guest"), ["redis"] = redis, ["log"] = "none",
+            ["listen"] = initiatorUrl, ["insecure_plaintext"] = true, ["party_id"] = Initiator, ["caller_id"] = "initiator", ["warehouse"] = Wh(Initiator), ["redis"] = redis, ["log"] = "none",
             ["parties"] = new JsonArray([.. Parties.Select(p => (JsonNode)new JsonObject { ["party_id"] = p, ["url"] = url[p], ["key"] = key[p], ["timeout_ms"] = 5000 })]),
             ["callers"] = new JsonObject { ["app"] = new JsonObject { ["key"] = key["app"] } },
         };
@@ -261,7 +269,7 @@ public sealed class AllPaths : IAsyncLifetime
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
-            try { using var r = await http.GetAsync(baseUrl + "/readyz"); if (r.IsSuccessStatusCode) return; }
+            try { using var r = await http.GetAsync(baseUrl + "/healthz"); if (r.IsSuccessStatusCode) return; } // /readyz needs a signed caller
             catch (HttpRequestException) { }
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{baseUrl}/readyz not ready in 30 s; logs in {_dir}");
             await Task.Delay(100);

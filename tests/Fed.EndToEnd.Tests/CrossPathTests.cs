@@ -8,14 +8,15 @@ namespace Fed.EndToEnd.Tests;
 /// the same bits as `fed predict local`, no value for a sample some party lacks, and nothing crossing a party
 /// boundary but partial scores and their bookkeeping.
 /// </summary>
-public sealed class CrossPathTests(AllPaths run) : IClassFixture<AllPaths>
+public abstract class CrossPathChecks<T>(T run) : IClassFixture<T> where T : AllPaths
 {
     [Fact]
     public void Daily_hourly_streaming_and_online_predictions_equal_predict_local_bit_for_bit()
     {
         var reference = run.Reference;
         Assert.True(reference.Count > 400, $"only {reference.Count} samples combine");
-        Assert.NotEmpty(run.OneSided); // each party lacks some of the other's ids: they must never get a score
+        // with several parties, each lacks some of the others' ids: those must never get a score; one party lacks none
+        Assert.Equal(run.Parties.Length > 1, run.OneSided.Count > 0);
         Assert.Equal(["daily batch", "hourly batch", "streaming", "online"], run.Paths.Keys);
         foreach (var (path, got) in run.Paths)
         {
@@ -76,8 +77,8 @@ public sealed class CrossPathTests(AllPaths run) : IClassFixture<AllPaths>
         // partial-score manifest
         "model_id", "version", "party", "dt", "hour", "outputs", "row_count", "sha256", "data_file", "model_checksum", "coverage", "rejected", "written_at",
         "rows_seen", "rows_scored", "rows_rejected", "completeness", "missing_by_feature", "defaulted_by_feature", "sample_id", "feature",
-        // Kafka partial score
-        "request_id", "scores", "event_time", "checksum",
+        // Kafka partial score (mac: its party's HMAC, docs/streaming.md)
+        "request_id", "scores", "event_time", "checksum", "mac",
         // online answer
         "mode", "results", "status", "missing_features",
     ];
@@ -101,3 +102,10 @@ public sealed class CrossPathTests(AllPaths run) : IClassFixture<AllPaths>
         }
     }
 }
+
+/// <summary>The two-party (vertical) sample model on every path.</summary>
+public sealed class CrossPathTests(TwoPartyPaths run) : CrossPathChecks<TwoPartyPaths>(run);
+
+/// <summary>The one-party model of horizontal training (party "global") on every path: the same bits as
+/// `fed predict local --models DIR --party global=CSV`.</summary>
+public sealed class OnePartyCrossPathTests(OnePartyPaths run) : CrossPathChecks<OnePartyPaths>(run);

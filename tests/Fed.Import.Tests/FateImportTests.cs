@@ -325,7 +325,7 @@ public class FateImportTests
         // Nothing was exported: the registry lists no model.
         var list = RunFed("model", "list", "--warehouse", "sqlite:" + db, "--json");
         Assert.Equal(0, list.Code);
-        Assert.Contains("\"models\": []", list.Out);
+        Assert.Contains("\"models\":[]", list.Out); // --json: one single-line document
         var pred = RunFed("predict", "local", "--models", models, "--party", "bank=" + Csv(dir, "g.csv", g), "--party", "shop=" + Csv(dir, "h.csv", h), "--out", Path.Combine(dir, "p.csv"));
         Assert.Equal(2, pred.Code);
         Assert.False(File.Exists(Path.Combine(dir, "p.csv")));

@@ -99,7 +99,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         Assert.NotNull(stored);
         Assert.Equal((200, stored), await Get(id));
         Assert.Equal(stored, await Warm(id)); // the record byte for byte, as from Redis
-        var metrics = await f.Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        var metrics = await W.Ops(f.Http, W.Initiator.Url);
         Assert.Contains("fed_near_cache_entries ", metrics);
         Assert.Contains("fed_near_cache_live 1", metrics);
         using var admin = ConnectionMultiplexer.Connect(W.Redis + ",allowAdmin=true");
@@ -262,7 +262,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
         await using var plain = new InitiatorService(cfg);
         await plain.StartAsync();
         Assert.False(plain.NearCacheLive);
-        Assert.Contains("fed_near_cache_live 0", await f.Http.GetStringAsync(plain.Url + "/metrics"));
+        Assert.Contains("fed_near_cache_live 0", await W.Ops(f.Http, plain.Url));
         cfg.NearCache = new NearCacheConfig(); // off
         await using var off = new InitiatorService(cfg);
     }

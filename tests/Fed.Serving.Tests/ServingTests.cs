@@ -154,7 +154,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             SameBits(W.Direct(p.GetProperty("sample_id").GetString()!, 2), p.GetProperty("value").GetDouble(), "redis down");
             Assert.False(p.GetProperty("cached").GetBoolean());
         }
-        Assert.Contains("fed_cache_errors_total 1", await Http.GetStringAsync(init.Url + "/metrics"));
+        Assert.Contains("fed_cache_errors_total 1", await W.Ops(Http, init.Url));
     }
 
     [Fact]
@@ -224,7 +224,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             Assert.False(p.TryGetProperty("value", out _));
             Assert.Equal(how == "timeout" ? "timeout" : "error", p.GetProperty("parties").GetProperty("host").GetString());
         }
-        var metrics = await Http.GetStringAsync(init.Url + "/metrics");
+        var metrics = (await ServingWorld.Send(Http, HttpMethod.Get, init.Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains($"fed_party_requests_total{{party=\"host\",status=\"{(how == "timeout" ? "timeout" : "error")}\"}} 1", metrics);
         Assert.Contains("fed_predictions_total{status=\"partial_failure\"} 10", metrics);
     }
@@ -274,20 +274,70 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         var key = W.ClientKey;
         var body = "{\"model_id\":\"m\"}"u8.ToArray();
         var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var nonce = RequestSigning.NewNonce();
         foreach (var path in new[] { "/v1/predict", "/v1/predictions/m/" + new string('\u00e9', 700) + "?version=2" }) // the second exceeds the stack buffer
         {
-            var canonical = $"POST\n{path}\n{ts}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
-            var documented = "v1=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
-            var sig = RequestSigning.Sign(key, "POST", path, ts, "client", body);
+            var canonical = $"POST\n{path}\n{ts}\n{nonce}\nclient\n{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(body))}";
+            var documented = "v2=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes(canonical)));
+            var sig = RequestSigning.Sign(key, "POST", path, ts, nonce, "client", body);
             Assert.Equal(documented, sig);
-            string? Verify(string s, byte[]? b = null) => RequestSigning.Verify(_ => key, "post", path, "client", ts.ToString(), s, b ?? body, 30, out _);
+            string? Verify(string s, byte[]? b = null, string? n = null, string? p = null) =>
+                RequestSigning.Verify(_ => key, "post", p ?? path, "client", ts.ToString(), n ?? nonce, s, b ?? body, 30);
             Assert.Null(Verify(sig));
-            Assert.Equal("bad signature", Verify("v1=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify("v2=" + sig[3..].ToUpperInvariant()));
+            Assert.Equal("bad signature", Verify("v1=" + sig[3..]));
             Assert.Equal("bad signature", Verify(sig[..^1]));
             Assert.Equal("bad signature", Verify(sig + "0"));
             Assert.Equal("bad signature", Verify(sig[..^1] + (sig[^1] == '0' ? '1' : '0')));
             Assert.Equal("bad signature", Verify(sig, "{\"model_id\":\"n\"}"u8.ToArray()));
+            Assert.Equal("bad signature", Verify(sig, n: RequestSigning.NewNonce())); // the nonce is signed
+            Assert.Equal("bad signature", Verify(sig, p: path.ToUpperInvariant())); // so is the exact request target
+            Assert.Contains("X-Fed-Nonce must be", Verify(sig, n: "short"));
         }
+    }
+
+    [Fact]
+    public async Task A_replayed_request_is_refused_and_the_nonce_memory_is_bounded()
+    {
+        var nonce = RequestSigning.NewNonce();
+        var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var body = ServingWorld.PredictBody(W.ModelId, [W.SharedIds[0]]);
+        var first = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, body, ts, nonce: nonce);
+        Assert.Equal(200, first.Status);
+        var again = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "client", W.ClientKey, body, ts, nonce: nonce);
+        Assert.Equal(401, again.Status);
+        Assert.Contains("replayed", again.Body);
+        // The same nonce from another caller is that caller's own.
+        var admin = await ServingWorld.Send(Http, HttpMethod.Post, W.Initiator.Url + "/v1/predict", "admin", W.AdminKey, body, ts, nonce: nonce);
+        Assert.Equal(200, admin.Status);
+
+        // Memory: full -> refused (fail closed); an old generation is forgotten after two windows.
+        var store = new MemoryNonceStore(3, TimeSpan.FromMilliseconds(200));
+        Assert.Null(await store.TryUse("c", "n1"));
+        Assert.Null(await store.TryUse("c", "n2"));
+        Assert.Contains("replayed", await store.TryUse("c", "n1"));
+        Assert.Null(await store.TryUse("c", "n3"));
+        Assert.Contains("replay memory full", await store.TryUse("c", "n4"));
+        Assert.Equal(3, store.Count);
+        await Task.Delay(450);
+        Assert.Null(await store.TryUse("c", "n4"));
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public async Task A_shared_Redis_nonce_store_refuses_a_replay_sent_to_another_initiator_and_fails_closed_without_Redis()
+    {
+        var prefix = "fed:test-nonce:" + Guid.NewGuid().ToString("N")[..8] + ":";
+        using var a = new RedisNonceStore(W.Redis, prefix, TimeSpan.FromSeconds(61));
+        using var b = new RedisNonceStore(W.Redis, prefix, TimeSpan.FromSeconds(61));
+        var nonce = RequestSigning.NewNonce();
+        Assert.Null(await a.TryUse("client", nonce));
+        Assert.Contains("replayed", await b.TryUse("client", nonce));
+        var ttl = W.Initiator.Redis.KeyTimeToLive(prefix + "client:" + nonce);
+        Assert.True(ttl is { TotalSeconds: > 55 and <= 61 }, $"ttl {ttl}");
+        var port = Fed.TestSupport.LoopbackPorts.Free();
+        using var down = new RedisNonceStore($"127.0.0.1:{port},connectTimeout=200,syncTimeout=200", prefix, TimeSpan.FromSeconds(61));
+        Assert.Contains("unavailable", await down.TryUse("client", RequestSigning.NewNonce()));
     }
 
     [Fact]
@@ -325,6 +375,8 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         await using var party = new PartyService(cfg);
         await party.StartAsync();
         var body = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"" + W.SharedIds[0] + "\"],\"mode\":\"realtime\"}";
+        // Warm up (JIT, connections) on another caller's bucket, so the five below fit well inside one refill (1 s).
+        Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey, body)).Status);
         var codes = new List<int>();
         for (var i = 0; i < 5; i++) codes.Add((await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, body)).Status);
         Assert.Equal([200, 200, 200, 429, 429], codes);
@@ -362,7 +414,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.Equal(200, sb);
         Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
         Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
-        var metrics = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        var metrics = await W.Ops(Http, W.Initiator.Url);
         Assert.Contains("fed_cache_hit_ratio ", metrics);
         Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);
     }
@@ -535,28 +587,48 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         foreach (var url in new[] { W.Initiator.Url, W.Parties["guest"].Url, W.Parties["host"].Url })
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await Http.GetAsync(url + "/healthz")).StatusCode);
-            var ready = await Http.GetAsync(url + "/readyz");
-            Assert.True(ready.IsSuccessStatusCode, await ready.Content.ReadAsStringAsync());
+            // /readyz and /metrics sit behind the authorization (ops.access signed) when there is no ops listener.
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await Http.GetAsync(url + "/readyz")).StatusCode);
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await Http.GetAsync(url + "/metrics")).StatusCode);
+            var (ready, body) = await ServingWorld.Send(Http, HttpMethod.Get, url + "/readyz", "admin", W.AdminKey, null);
+            Assert.True(ready == 200, body);
         }
-        var m = await Http.GetStringAsync(W.Initiator.Url + "/metrics");
+        var m = (await ServingWorld.Send(Http, HttpMethod.Get, W.Initiator.Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains("# TYPE fed_http_request_duration_seconds histogram", m);
         Assert.Contains("fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}", m);
         Assert.Contains("fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}", m);
         Assert.Contains("fed_party_requests_total{party=\"guest\",status=\"ok\"}", m);
-        var pm = await Http.GetStringAsync(W.Parties["host"].Url + "/metrics");
+        var pm = (await ServingWorld.Send(Http, HttpMethod.Get, W.Parties["host"].Url + "/metrics", "admin", W.AdminKey, null)).Body;
         Assert.Contains("fed_partial_scores_total{status=\"ok\"}", pm);
+    }
+
+    [Fact]
+    public async Task An_ops_listener_serves_health_readiness_and_metrics_only_and_the_main_listener_no_longer_does()
+    {
+        var cfg = W.PartyConfig("guest");
+        cfg.Ops = new OpsConfig { Listen = "http://127.0.0.1:0" };
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        Assert.NotNull(party.OpsUrl);
+        Assert.Equal(200, (int)(await Http.GetAsync(party.OpsUrl + "/readyz")).StatusCode);
+        Assert.Contains("fed_http_requests_total", await Http.GetStringAsync(party.OpsUrl + "/metrics"));
+        var partial = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\"],\"mode\":\"realtime\"}";
+        Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Post, party.OpsUrl + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
+        Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Get, party.Url + "/metrics", "admin", W.AdminKey, null)).Status);
+        Assert.Equal(401, (int)(await Http.GetAsync(party.Url + "/readyz")).StatusCode);
+        Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
     }
 
     [Fact]
     public void Config_files_are_validated_with_clear_messages()
     {
         var path = Path.Combine(W.Dir, "bad.json");
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{}}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"callers\":{}}");
         var e = Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path));
         Assert.Contains("'callers' is empty", e.Message);
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"callers\":{\"a\":{\"key\":\"c2hvcnQ=\"}}}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"callers\":{\"a\":{\"key\":\"c2hvcnQ=\"}}}");
         Assert.Contains("at least 32", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
-        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"typo\":1}");
+        File.WriteAllText(path, "{\"party_id\":\"guest\",\"warehouse\":\"sqlite:x.db\",\"listen\":\"http://127.0.0.1:0\",\"insecure_plaintext\":true,\"typo\":1}");
         Assert.Contains("invalid config", Assert.Throws<Fed.Core.BadInputException>(() => ServingConfig.Load<PartyConfig>(path)).Message);
     }
 
@@ -584,5 +656,97 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.True(party.Callers["feeder"].InlineFeatures);
         File.WriteAllText(path, JsonSerializer.Serialize(party, json));
         Assert.True(ServingConfig.Load<PartyConfig>(path).Callers["feeder"].InlineFeatures);
+    }
+}
+
+/// <summary>Limits on the party as an oracle: agreed populations (ids or PSI tokens), daily quotas, the audit log.</summary>
+public sealed class OracleTests(WorldFixture f) : IClassFixture<WorldFixture>
+{
+    ServingWorld W => f.World;
+    HttpClient Http => f.Http;
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Outside_the_agreed_population_every_sample_gets_one_uniform_not_scored_quotas_hold_and_the_audit_log_holds_only_keyed_hashes()
+    {
+        var dir = Path.Combine(W.Dir, "oracle-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(dir);
+        var shared = W.SharedIds;
+        var agreed = shared.Take(3).ToArray();
+        var outside = shared.Skip(10).Take(2).ToArray();
+        const string missing = "no-such-sample-42";
+        File.WriteAllLines(Path.Combine(dir, "agreed.txt"), agreed);
+        var tokenKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var tokenEnv = "FED_TEST_PSI_KEY_" + Guid.NewGuid().ToString("N")[..6];
+        Environment.SetEnvironmentVariable(tokenEnv, Convert.ToBase64String(tokenKey));
+        File.WriteAllLines(Path.Combine(dir, "tokens.txt"), agreed.Select(id => OracleLimits.Token(tokenKey, id)));
+        var auditKey = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var auditEnv = "FED_TEST_AUDIT_KEY_" + Guid.NewGuid().ToString("N")[..6];
+        Environment.SetEnvironmentVariable(auditEnv, Convert.ToBase64String(auditKey));
+        var cfg = W.PartyConfig("host");
+        cfg.Oracle = new OracleConfig
+        {
+            Populations =
+            [
+                new PopulationConfig { Caller = "initiator", ModelId = W.ModelId, File = Path.Combine(dir, "agreed.txt") },
+                new PopulationConfig { Caller = "admin", ModelId = W.ModelId, File = Path.Combine(dir, "tokens.txt"), Format = "hmac_sha256", TokenKeyEnv = tokenEnv },
+            ],
+            DailyQuota = new() { ["feeder"] = 3 },
+            AuditLog = "file:" + Path.Combine(dir, "audit.jsonl"), AuditKeyEnv = auditEnv,
+        };
+        cfg.Validate("test");
+        await using var party = new PartyService(cfg);
+        await party.StartAsync();
+        string[] asked = [.. agreed, .. outside, missing];
+        var body = JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = asked, mode = "realtime" });
+        foreach (var (caller, key) in new[] { ("initiator", W.HostKey), ("admin", W.AdminKey) })
+        {
+            var (status, text) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", caller, key, body);
+            Assert.True(status == 200, text);
+            var results = JsonDocument.Parse(text).RootElement.GetProperty("results").EnumerateArray().ToArray();
+            for (var i = 0; i < agreed.Length; i++)
+            {
+                Assert.Equal("ok", results[i].GetProperty("status").GetString());
+                var s = new double[1];
+                new Fed.Core.Scoring.PartialScorer(W.Models[("host", 2)]).ScoreRow(W.Features["host"][agreed[i]], s);
+                Assert.Equal(BitConverter.DoubleToInt64Bits(s[0]), BitConverter.DoubleToInt64Bits(results[i].GetProperty("scores")[0].GetDouble()));
+            }
+            // Outside the population (present here or not): byte-identical shape, one status.
+            var shapes = results.Skip(agreed.Length).Select(r => r.GetRawText().Replace(r.GetProperty("sample_id").GetString()!, "ID")).Distinct().ToArray();
+            Assert.Equal(["{\"sample_id\":\"ID\",\"status\":\"not_scored\"}"], shapes);
+        }
+        // Another caller without a population is answered as before (sample_not_found for the missing one).
+        var (fs, ft) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey,
+            JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = new[] { outside[0], missing }, mode = "realtime" }));
+        Assert.Equal(200, fs);
+        Assert.Contains("\"sample_not_found\"", ft);
+        // Its quota is 3 samples a day: 2 used, 2 more are refused.
+        var (qs, qt) = await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "feeder", W.FeederKey,
+            JsonSerializer.Serialize(new { model_id = W.ModelId, version = 2, sample_ids = agreed.Take(2).ToArray(), mode = "realtime" }));
+        Assert.Equal(429, qs);
+        Assert.Contains("daily quota", qt);
+
+        // Through an initiator: the limited party's not_scored makes the prediction not_scored, with no value.
+        var ic = W.InitiatorConfig(new Dictionary<string, string> { ["guest"] = W.Parties["guest"].Url, ["host"] = party.Url });
+        await using var init = new InitiatorService(ic);
+        await init.StartAsync();
+        var (ps, pt) = await ServingWorld.Send(Http, HttpMethod.Post, init.Url + "/v1/predict", "client", W.ClientKey, ServingWorld.PredictBody(W.ModelId, [agreed[0], outside[0]]));
+        Assert.Equal(200, ps);
+        var preds = JsonDocument.Parse(pt).RootElement.GetProperty("predictions").EnumerateArray().ToArray();
+        Assert.Equal("ok", preds[0].GetProperty("status").GetString());
+        Assert.Equal("not_scored", preds[1].GetProperty("status").GetString());
+        Assert.False(preds[1].TryGetProperty("value", out _));
+
+        await party.DisposeAsync();
+        var audit = File.ReadAllText(Path.Combine(dir, "audit.jsonl"));
+        Assert.Equal("0600", Fed.Core.Security.SecretFiles.Octal(File.GetUnixFileMode(Path.Combine(dir, "audit.jsonl"))));
+        var lines = audit.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(5, lines.Length); // initiator, admin, feeder x2, and the initiator's predict
+        foreach (var id in asked) Assert.DoesNotContain(id, audit);
+        var first = JsonDocument.Parse(lines[0]).RootElement;
+        Assert.Equal("initiator", first.GetProperty("caller").GetString());
+        Assert.Equal(string.Join(',', asked.Select(id => OracleLimits.Token(auditKey, id))), first.GetProperty("id_hmacs").GetString());
+        Assert.NotEqual(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(asked[0]))),
+            first.GetProperty("id_hmacs").GetString()![..64]);
     }
 }

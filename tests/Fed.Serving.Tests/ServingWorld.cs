@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Security.Cryptography.X509Certificates;
 using Fed.Converter;
+using Fed.Core.Security;
 using Fed.Core.Model;
 using Fed.Core.Scoring;
 using Fed.Serving;
@@ -53,12 +55,11 @@ public sealed class ServingWorld : IAsyncDisposable
 
     /// <summary>Builds and starts the world. <paramref name="log"/> is each service's log target; "{service}" in it
     /// becomes the party id or "initiator" (e.g. file:/tmp/x/{service}.log).</summary>
-    public static async Task<ServingWorld> Create(string redis, Action<InitiatorConfig>? tune = null, string log = "none")
+    /// <summary><paramref name="tls"/>: every service on HTTPS with pinned client certificates (the shipped setting);
+    /// else plain HTTP with insecure_plaintext.</summary>
+    public static async Task<ServingWorld> Create(string redis, Action<InitiatorConfig>? tune = null, string log = "none", bool tls = false)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "fed-serve-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(dir);
-        var world = new ServingWorld { Dir = dir, ModelId = "bc-" + Guid.NewGuid().ToString("N")[..8], Redis = redis };
-        world.Build();
+        var world = Prepare(redis, tls);
         foreach (var p in PartyIds)
         {
             var svc = new PartyService(world.PartyConfig(p, log.Replace("{service}", p)));
@@ -72,14 +73,40 @@ public sealed class ServingWorld : IAsyncDisposable
         return world;
     }
 
+    /// <summary>The data, warehouses and (with TLS) certificates, without starting any service (for `fed serve` processes).</summary>
+    public static ServingWorld Prepare(string redis, bool tls)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "fed-serve-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        var world = new ServingWorld { Dir = dir, ModelId = "bc-" + Guid.NewGuid().ToString("N")[..8], Redis = redis, Tls = tls };
+        if (tls)
+            foreach (var name in (string[])["guest", "host", "initiator", "client", "admin", "feeder"])
+            {
+                var cert = Certificates.Create(name);
+                Certificates.WritePkcs12(cert, world.CertFile(name), null);
+                world.Certs[name] = cert;
+            }
+        world.Build();
+        return world;
+    }
+
+    public bool Tls { get; init; }
+    /// <summary>With TLS: each service's and caller's certificate (guest, host, initiator, client, admin, feeder).</summary>
+    public Dictionary<string, X509Certificate2> Certs { get; } = new();
+    public string CertFile(string name) => Path.Combine(Dir, name + ".p12");
+    string? Pin(string name) => Tls ? Certificates.Pin(Certs[name]) : null;
+    string Listen => Tls ? "https://127.0.0.1:0" : "http://127.0.0.1:0";
+    TlsConfig? TlsOf(string name) => Tls ? new TlsConfig { Certificate = CertFile(name) } : null;
+
     public PartyConfig PartyConfig(string party, string log = "none") => new()
     {
         PartyId = party, Warehouse = "sqlite:" + Warehouses[party], FeatureTable = "bc_features", HourlyFeatureTable = "bc_features_hourly",
+        Listen = Listen, InsecurePlaintext = !Tls, Tls = TlsOf(party),
         Callers = new()
         {
-            ["initiator"] = new CallerConfig { Key = Convert.ToBase64String(party == "guest" ? GuestKey : HostKey) },
-            ["admin"] = new CallerConfig { Key = Convert.ToBase64String(AdminKey), Admin = true },
-            ["feeder"] = new CallerConfig { Key = Convert.ToBase64String(FeederKey), InlineFeatures = true },
+            ["initiator"] = new CallerConfig { Key = Convert.ToBase64String(party == "guest" ? GuestKey : HostKey), CertSha256 = Pin("initiator") },
+            ["admin"] = new CallerConfig { Key = Convert.ToBase64String(AdminKey), Admin = true, CertSha256 = Pin("admin") },
+            ["feeder"] = new CallerConfig { Key = Convert.ToBase64String(FeederKey), InlineFeatures = true, CertSha256 = Pin("feeder") },
         },
         Log = log,
     };
@@ -87,13 +114,41 @@ public sealed class ServingWorld : IAsyncDisposable
     public InitiatorConfig InitiatorConfig(IReadOnlyDictionary<string, string> urls, string log = "none") => new()
     {
         PartyId = "guest", CallerId = "initiator", Warehouse = "sqlite:" + Warehouses["guest"], Redis = Redis,
-        Parties = urls.Select(u => new PartyEndpoint { PartyId = u.Key, Url = u.Value, Key = Convert.ToBase64String(u.Key == "guest" ? GuestKey : HostKey), TimeoutMs = 2000 }).ToList(),
+        Listen = Listen, InsecurePlaintext = !Tls, Tls = TlsOf("initiator"),
+        Parties = urls.Select(u => new PartyEndpoint
+        {
+            PartyId = u.Key, Url = u.Value, Key = Convert.ToBase64String(u.Key == "guest" ? GuestKey : HostKey), TimeoutMs = 2000,
+            CertSha256 = Tls && Certs.ContainsKey(u.Key) ? Pin(u.Key) : null,
+        }).ToList(),
         Callers = new()
         {
-            ["client"] = new CallerConfig { Key = Convert.ToBase64String(ClientKey) },
-            ["admin"] = new CallerConfig { Key = Convert.ToBase64String(AdminKey), Admin = true },
+            ["client"] = new CallerConfig { Key = Convert.ToBase64String(ClientKey), CertSha256 = Pin("client") },
+            ["admin"] = new CallerConfig { Key = Convert.ToBase64String(AdminKey), Admin = true, CertSha256 = Pin("admin") },
         },
         Log = log,
+    };
+
+    /// <summary>An HTTP client as <paramref name="caller"/> would use it: with TLS it presents the caller's certificate
+    /// (null: none) and accepts only the world's service certificates; plain otherwise.</summary>
+    public HttpClient ClientFor(string? caller, int maxConnections = int.MaxValue)
+    {
+        var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxConnectionsPerServer = maxConnections };
+        if (Tls)
+        {
+            var servers = new[] { "guest", "host", "initiator" }.Select(n => Certificates.Pin(Certs[n])).ToHashSet();
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                ClientCertificates = caller is null ? null : new X509CertificateCollection { Certs[caller] },
+                RemoteCertificateValidationCallback = (_, c, _, _) => c != null && servers.Contains(Certificates.Pin(c)),
+            };
+        }
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public static byte[] KeyOf(ServingWorld w, string caller) => caller switch
+    {
+        "client" => w.ClientKey, "admin" => w.AdminKey, "feeder" => w.FeederKey, "guest" => w.GuestKey, "host" => w.HostKey,
+        _ => throw new ArgumentException(caller),
     };
 
     static (string[] Header, List<string[]> Rows) ReadCsv(string path)
@@ -187,14 +242,21 @@ public sealed class ServingWorld : IAsyncDisposable
     }
 
     public static async Task<(int Status, string Body)> Send(HttpClient http, HttpMethod method, string url, string caller, byte[] key, string? body,
-        long? timestamp = null, bool sign = true)
+        long? timestamp = null, bool sign = true, string? nonce = null)
     {
         var bytes = body is null ? [] : Encoding.UTF8.GetBytes(body);
         using var msg = new HttpRequestMessage(method, url);
         if (body != null) msg.Content = new ByteArrayContent(bytes) { Headers = { ContentType = new("application/json") } };
-        if (sign) RequestSigning.Apply(msg, key, caller, bytes, timestamp);
+        if (sign) RequestSigning.Apply(msg, key, caller, bytes, timestamp, nonce);
         using var resp = await http.SendAsync(msg);
         return ((int)resp.StatusCode, await resp.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>GET /metrics (or another ops path) signed as the admin caller.</summary>
+    public async Task<string> Ops(HttpClient http, string baseUrl, string path = "/metrics")
+    {
+        var (status, body) = await Send(http, HttpMethod.Get, baseUrl + path, "admin", AdminKey, null);
+        return status == 200 ? body : throw new InvalidOperationException($"GET {path}: HTTP {status}: {body}");
     }
 
     public static string PredictBody(string modelId, IEnumerable<string> ids, string mode = "realtime", bool useCache = false) =>
@@ -204,6 +266,7 @@ public sealed class ServingWorld : IAsyncDisposable
     {
         if (Initiator != null) await Initiator.DisposeAsync();
         foreach (var p in Parties.Values) await p.DisposeAsync();
+        foreach (var c in Certs.Values) c.Dispose();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
     }

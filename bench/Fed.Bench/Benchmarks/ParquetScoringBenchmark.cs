@@ -49,8 +49,11 @@ public sealed class ParquetScoringBenchmark : IBenchmark
         ctx.Log($"  {rows:N0} x {K} features written in {gen.Elapsed.TotalSeconds:F1} s ({inputBytes / 1e9:F2} GB, {files} files)");
 
         var scoring = Fed.Core.Scoring.ScoringModel.From(model);
-        var expr = new System.Text.StringBuilder(scoring.Constants[0].ToString("R", CultureInfo.InvariantCulture));
-        for (var f = 0; f < K; f++) expr.Append($" + {scoring.Weights[0][f].ToString("R", CultureInfo.InvariantCulture)} * f{f + 1}");
+        // Literals as DOUBLE parsed from their round-trip text: a bare 0.123 is a DECIMAL in DuckDB, whose cast to DOUBLE
+        // is not correctly rounded (10% of the sums then differ in the last bits).
+        static string Lit(double v) => $"'{v.ToString("R", CultureInfo.InvariantCulture)}'::DOUBLE";
+        var expr = new System.Text.StringBuilder(Lit(scoring.Constants[0]));
+        for (var f = 0; f < K; f++) expr.Append($" + {Lit(scoring.Weights[0][f])} * f{f + 1}");
         var duckOut = Path.Combine(dir, "duck.parquet");
         var duckSql = $"COPY (SELECT id AS sample_id, 0::INTEGER AS class_index, {expr} AS partial_score FROM read_parquet('{part}/*.parquet')) " +
                       $"TO '{duckOut}' (FORMAT parquet)";

@@ -17,6 +17,8 @@ namespace Fed.Bench.Benchmarks;
 /// Closed loop: a fixed, small number of workers issue requests back to back (more workers only add queueing).
 /// Open loop: requests at a fixed rate, latency measured from each request's scheduled time (no coordinated omission).
 /// Baseline, same run: a plain Redis GET round trip (the initiator's StackExchange.Redis settings) at the same concurrency.
+/// TLS figures: a second world with every hop on HTTPS with pinned client certificates (the shipped setting), against
+/// the plain-HTTP cold figures of the same run; replay protection is on in both (then once with nonces shared in Redis).
 /// The generator shares the 2 cores and the process with the services, so CPU per request includes the client's share.
 /// Redis: FED_TEST_REDIS, or a redis-server started here on a free port.
 /// </summary>
@@ -28,8 +30,8 @@ public sealed class ServingBenchmark : IBenchmark
     const int Workers = 8, BatchWorkers = 4;
     static readonly int[] ColdSweep = [4, 16];
     const double PacedRate = 3000;
-    const string Setup = "2 party services + initiator + load generator in one process on loopback (Kestrel HTTP/1.1 keep-alive, " +
-                         "HMAC-signed requests, JSON request logs to files), Redis on loopback, 2 shared cores";
+    const string Setup = "2 party services + initiator + load generator in one process on loopback (Kestrel HTTP/1.1 keep-alive, plain HTTP " +
+                         "(insecure_plaintext), HMAC-signed requests with nonces, JSON request logs to files), Redis on loopback, 2 shared cores";
 
     public IReadOnlyList<BenchFigure> Run(BenchContext ctx) => RunAsync(ctx).GetAwaiter().GetResult();
 
@@ -48,14 +50,17 @@ public sealed class ServingBenchmark : IBenchmark
         {
             var d = new Dictionary<string, object>
             {
-            ["load"] = Kind, ["workers"] = Workers, ["requests_per_s"] = Math.Round(Qps, 1), ["p50_ms"] = Math.Round(P50Ms, 3),
-            ["p99_ms"] = Math.Round(P99Ms, 3), ["p999_ms"] = Math.Round(P999Ms, 3), ["requests"] = Requests, ["errors"] = Errors,
+            ["load"] = Kind, ["workers"] = Workers, ["requests_per_s"] = Math.Round(Qps, 1), ["p50_ms"] = Ms(P50Ms),
+            ["p99_ms"] = Ms(P99Ms), ["p999_ms"] = Ms(P999Ms), ["requests"] = Requests, ["errors"] = Errors,
             ["cpu_us_per_request"] = Math.Round(CpuUsPerRequest, 1), ["alloc_kb_per_request"] = Math.Round(AllocKbPerRequest, 2),
             ["gc_gen0_gen1_gen2"] = $"{Gc0}/{Gc1}/{Gc2}", ["gc_pause_ms"] = Math.Round(GcPauseMs, 2),
             };
-            if (P99FromSendMs is { } f) d["p99_from_send_ms"] = Math.Round(f, 3);
+            if (P99FromSendMs is { } f) d["p99_from_send_ms"] = Ms(f);
             return d;
         }
+
+        /// <summary>JSON has no infinity: a quantile that fell on requests refused by an overloaded open loop is written as -1.</summary>
+        public static double Ms(double x) => double.IsFinite(x) ? Math.Round(x, 3) : -1;
     }
 
     async Task<IReadOnlyList<BenchFigure>> RunAsync(BenchContext ctx)
@@ -174,6 +179,46 @@ public sealed class ServingBenchmark : IBenchmark
         var near1 = await NearPhase(1);
         var nearConc = await NearPhase(Workers);
         ctx.Log($"   warm lookup (default, near cache): {near1.Load} (near hits {near1.HitRatio:P2})\n                      {nearConc.Load} (near hits {nearConc.HitRatio:P2})");
+
+        // The shipped setting: every hop HTTPS with pinned client certificates (client -> initiator -> parties), replay
+        // protection on (nonce memory in the process; then shared through Redis). Same data, same load, same run.
+        await using var tlsWorld = await ServingWorld.Create(redis, ic =>
+        {
+            ic.RateLimit = new RateLimitConfig { PermitsPerSecond = 10_000_000, Burst = 10_000_000 };
+            ic.NearCache = new NearCacheConfig { MaxEntries = 0 };
+            foreach (var p in ic.Parties) p.TimeoutMs = 1000;
+        }, log: "file:" + Path.Combine(logDir, "tls-{service}.log"), tls: true);
+        using var tlsHttp = tlsWorld.ClientFor("client", maxConnections: 64); // as the plain client: handshakes stay bounded
+        var tlsPredict = new Uri(tlsWorld.Initiator.Url + "/v1/predict");
+        var tlsSingles = ids.Select(id => Encoding.UTF8.GetBytes(ServingWorld.PredictBody(tlsWorld.ModelId, [id]))).ToArray();
+        async Task<bool> SendTo(HttpClient client, byte[] key, Uri uri, byte[] body)
+        {
+            using var msg = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new ByteArrayContent(body) };
+            msg.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+            RequestSigning.Apply(msg, key, "client", body);
+            using var resp = await client.SendAsync(msg, HttpCompletionOption.ResponseContentRead);
+            var bytes = await resp.Content.ReadAsByteArrayAsync();
+            return resp.StatusCode == HttpStatusCode.OK && bytes.AsSpan().IndexOf(complete) >= 0;
+        }
+        Task<bool> TlsColdSingle(int i) => SendTo(tlsHttp, tlsWorld.ClientKey, tlsPredict, tlsSingles[Pick(i, tlsSingles.Length)]);
+        await Drive(Workers, warm, TlsColdSingle);
+        var tlsCold = await Drive(Workers, seconds, TlsColdSingle);
+        ctx.Log($"   TLS cold single: {tlsCold}");
+        var tlsPaced = await Paced(PacedRate, seconds, 512, TlsColdSingle);
+        ctx.Log($"   TLS cold single: {tlsPaced}");
+        var sharedCfg = tlsWorld.InitiatorConfig(tlsWorld.Parties.ToDictionary(x => x.Key, x => x.Value.Url), "file:" + Path.Combine(logDir, "tls-initiator-redis-nonces.log"));
+        sharedCfg.RateLimit = new RateLimitConfig { PermitsPerSecond = 10_000_000, Burst = 10_000_000 };
+        sharedCfg.NearCache = new NearCacheConfig { MaxEntries = 0 };
+        sharedCfg.Replay = new ReplayConfig { Store = "redis", KeyPrefix = "fed:bench:nonce:" };
+        foreach (var p in sharedCfg.Parties) p.TimeoutMs = 1000;
+        await using var shared = new InitiatorService(sharedCfg);
+        await shared.StartAsync();
+        var sharedPredict = new Uri(shared.Url + "/v1/predict");
+        Task<bool> SharedColdSingle(int i) => SendTo(tlsHttp, tlsWorld.ClientKey, sharedPredict, tlsSingles[Pick(i, tlsSingles.Length)]);
+        await Drive(Workers, warm / 3, SharedColdSingle);
+        var tlsShared = await Drive(Workers, seconds, SharedColdSingle);
+        ctx.Log($"   TLS cold single, nonces in Redis: {tlsShared}");
+
         var loadAfter = LoadAverage();
         var droppedLogLines = world.Initiator.Log.Dropped + near.Log.Dropped + world.Parties.Values.Sum(p => p.Log.Dropped);
 
@@ -192,6 +237,9 @@ public sealed class ServingBenchmark : IBenchmark
         }
         var coldGoal = cold.Qps >= 3000 && cold.P99Ms <= 10 && cold.Errors == 0;
         var pacedGoal = paced.Qps >= 0.99 * PacedRate && paced.P99Ms <= 10 && paced.Errors == 0;
+        var tlsGoal = tlsCold.Qps >= 3000 && tlsCold.P99Ms <= 10 && tlsCold.Errors == 0;
+        var tlsPacedGoal = tlsPaced.Qps >= 0.99 * PacedRate && tlsPaced.P99Ms <= 10 && tlsPaced.Errors == 0;
+        const string TlsSetup = "as setup, but every hop HTTPS (TLS 1.3, ECDSA P-256) with pinned client certificates; replay protection (nonce memory) on in both";
         var sweepText = string.Join("; ", sweep.Select(s => $"{s.Workers} workers: {s.Qps:F0}/s p50 {s.P50Ms:F3} p99 {s.P99Ms:F3} ms"));
         static string Base(string what, int w) => $"redis_get_{what}_{w}_worker{(w == 1 ? "" : "s")}";
         return
@@ -200,8 +248,19 @@ public sealed class ServingBenchmark : IBenchmark
                 { Details = D(cold, ">= 3000 single-sample predictions/s at p99 <= 10 ms", coldGoal, ("concurrency_sweep", sweepText)) },
             new BenchFigure("serving_cold_single_p99", "p99_latency", "ms", cold.P99Ms, Base("p99_ms", Workers), redisConc.P99Ms, cold.Requests)
                 { Details = D(cold, "p99 <= 10 ms at >= 3000/s", coldGoal) },
-            new BenchFigure("serving_cold_single_paced_p99", "p99_latency", "ms", paced.P99Ms, Base("p99_ms", 1), redis1.P99Ms, paced.Requests)
+            new BenchFigure("serving_cold_single_paced_p99", "p99_latency", "ms", Load.Ms(paced.P99Ms), Base("p99_ms", 1), redis1.P99Ms, paced.Requests)
                 { Details = D(paced, $"open loop at {PacedRate}/s: achieved >= 99% of it, p99 <= 10 ms, no errors", pacedGoal, ("offered_per_s", PacedRate)) },
+            new BenchFigure("serving_tls_cold_single_throughput", "predictions_per_s", "1/s", tlsCold.Qps, "plain_http_cold_single_per_s", cold.Qps, tlsCold.Requests)
+                { Details = D(tlsCold, ">= 3000 single-sample predictions/s at p99 <= 10 ms with TLS on", tlsGoal, ("tls", TlsSetup),
+                    ("plain_p99_ms", Math.Round(cold.P99Ms, 3))) },
+            new BenchFigure("serving_tls_cold_single_p99", "p99_latency", "ms", tlsCold.P99Ms, "plain_http_cold_single_p99_ms", cold.P99Ms, tlsCold.Requests)
+                { Details = D(tlsCold, "p99 <= 10 ms at >= 3000/s with TLS on", tlsGoal, ("tls", TlsSetup), ("plain_per_s", Math.Round(cold.Qps, 1))) },
+            new BenchFigure("serving_tls_cold_single_paced_p99", "p99_latency", "ms", Load.Ms(tlsPaced.P99Ms), "plain_http_paced_p99_ms", Load.Ms(paced.P99Ms), tlsPaced.Requests)
+                { Details = D(tlsPaced, $"open loop at {PacedRate}/s with TLS on: achieved >= 99% of it, p99 <= 10 ms, no errors", tlsPacedGoal,
+                    ("offered_per_s", PacedRate), ("tls", TlsSetup)) },
+            new BenchFigure("serving_tls_redis_nonces_cold_single_throughput", "predictions_per_s", "1/s", tlsShared.Qps, "tls_memory_nonces_cold_single_per_s", tlsCold.Qps, tlsShared.Requests)
+                { Details = D(tlsShared, extra: [("tls", TlsSetup + "; this initiator keeps its nonces in Redis (replay.store redis: one SET NX PX per request)"),
+                    ("memory_nonces_p99_ms", Math.Round(tlsCold.P99Ms, 3))]) },
             new BenchFigure("serving_cold_batch100_throughput", "predictions_per_s", "1/s", coldBatch.Qps * 100, Base("per_s", BatchWorkers), redisBatch.Qps, coldBatch.Requests * 100)
                 { Details = D(coldBatch) },
             new BenchFigure("serving_cold_batch100_p99", "p99_latency", "ms", coldBatch.P99Ms, Base("p99_ms", BatchWorkers), redisBatch.P99Ms, coldBatch.Requests)

@@ -9,7 +9,7 @@ namespace Fed.Cli.Commands;
 /// <summary>fed convert, fed model list|activate|rollback|stamp, fed ddl: model files into warehouse tables.</summary>
 public static class ConvertCommands
 {
-    static readonly CliOption Warehouse = new("warehouse", "sqlite:PATH or odbc:dialect=postgres|sqlite|hive;Driver=...; (env FED_WAREHOUSE)", Default: "sqlite:" + WarehouseFactory.DefaultPath);
+    static readonly CliOption Warehouse = CliOptions.Warehouse;
 
     public static IReadOnlyList<CliCommand> All =>
     [
@@ -25,7 +25,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "only this model"), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var rows = new ModelRegistry(w).List(a.Opt("model-id"));
                 foreach (var e in rows)
                     o.Say($"{e.ModelId,-20} v{e.Version,-4} {e.Party,-12} {e.Role,-6} {e.Kind,-9} {e.FeatureCount,4} features  {e.Status,-8} {e.Checksum[..19]}…");
@@ -37,7 +37,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "model id", Required: true), new CliOption("version", "version to activate", Required: true), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 new ModelRegistry(w).Activate(a.Get("model-id"), a.Int("version"));
                 o.Say($"{a.Get("model-id")} v{a.Int("version")} is active");
                 o.Result(new { ok = true, model_id = a.Get("model-id"), active_version = a.Int("version") });
@@ -47,7 +47,7 @@ public static class ConvertCommands
             [new CliOption("model-id", "model id", Required: true), Warehouse],
             (a, o) =>
             {
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var v = new ModelRegistry(w).Rollback(a.Get("model-id"));
                 o.Say($"{a.Get("model-id")} rolled back: v{v} is active");
                 o.Result(new { ok = true, model_id = a.Get("model-id"), active_version = v });
@@ -139,22 +139,18 @@ public static class ConvertCommands
         {
             var now = DateTime.UtcNow;
             var statements = models.SelectMany(m => HiveModelScript.Generate(ScoringModel.From(m), activate, now)).ToList();
-            var tmp = sqlPath + ".tmp";
-            File.WriteAllText(tmp, string.Join(";\n\n", statements) + ";\n");
-            File.Move(tmp, sqlPath, overwrite: true);
+            using var outputs = new StagedOutputs(a.All("model"));
+            File.WriteAllText(outputs.Stage(sqlPath, "--emit-sql"), string.Join(";\n\n", statements) + ";\n");
+            outputs.Commit();
             o.Say($"wrote {statements.Count} HiveQL statements to {sqlPath}");
             o.Result(new { ok = true, emit_sql = sqlPath, statements = statements.Count });
             return 0;
         }
-        using var w = WarehouseFactory.Open(a.Opt("warehouse"));
-        var exporter = new ModelExporter(w);
-        var results = new List<ExportResult>();
-        foreach (var m in models)
-        {
-            var r = exporter.Export(m, activate);
-            results.Add(r);
+        using var w = a.Warehouse();
+        // All or nothing: a conflict in any file and no model is written.
+        var results = new ModelExporter(w).ExportAll(models, activate);
+        foreach (var r in results)
             o.Say($"{r.ModelId} v{r.Version} party '{r.Party}': {(r.Outcome == ExportOutcome.Added ? $"added ({r.RowsWritten} rows, wide table {r.WideTable}{(r.Active ? ", active" : "")})" : "unchanged (already exported)")}");
-        }
         o.Result(new { ok = true, warehouse = w.Description, exports = results.Select(r => new { model_id = r.ModelId, version = r.Version, party = r.Party, outcome = r.Outcome.ToString().ToLowerInvariant(), rows = r.RowsWritten, wide_table = r.WideTable, active = r.Active }) });
         return 0;
     }

@@ -8,7 +8,7 @@ namespace Fed.Cli.Commands;
 /// <summary>fed predict ... and fed features load: batch and hourly prediction (issue 4).</summary>
 public static class PredictCommands
 {
-    static readonly CliOption Warehouse = new("warehouse", "warehouse spec: sqlite:PATH or odbc:dialect=postgres;... (else FED_WAREHOUSE)", Default: null);
+    static readonly CliOption Warehouse = CliOptions.Warehouse;
     static readonly CliOption ModelId = new("model-id", "model id", Required: true);
     static readonly CliOption Version = new("version", "model version (default: the active one)");
     static readonly CliOption Dt = new("dt", "day partition, yyyy-MM-dd", Required: true);
@@ -33,7 +33,7 @@ public static class PredictCommands
                 new CliOption("out", "engine local: write partial-score files (data + manifest) here instead of the warehouse table"), Format,
                 new CliOption("emit-sql", "write the Spark SQL/HiveQL for this plan to PATH (with any engine)"),
                 new CliOption("layout", "model weight table: wide | long", Default: "wide"),
-                new CliOption("id-column", "CSV id column", Default: "id"),
+                new CliOption("id-column", "CSV id column", Default: "id"), CliOptions.AllowEmpty,
                 new CliOption("ids", "score only these agreed ids: a file (one id a line) or a warehouse table with a sample_id column"),
             ],
             (a, o) =>
@@ -46,16 +46,17 @@ public static class PredictCommands
                 var format = FormatOf(a);
                 var engine = a.Get("engine");
                 if (engine is not ("local" or "sql" or "odbc" or "spark-sql")) throw new BadInputException($"--engine '{engine}': expected local, sql, odbc or spark-sql");
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 if (engine == "odbc" && w is not OdbcWarehouse)
                     throw new BadInputException($"--engine odbc runs the plan through an ODBC warehouse (--warehouse odbc:dialect=hive;DSN=...), not {w.Description}");
                 var plan = ScoringPlan.Build(w, a.Get("model-id"), a.IntOpt("version"), a.Get("party"), a.Get("features"), Part(a), layout, a.Get("id-column"), a.Opt("ids"));
                 o.Progress($"fed predict batch: model {plan.Model.ModelId} v{plan.Model.Version}, party {plan.PartyId}, {plan.Partition}, engine {engine}");
                 string? emitted = a.Opt("emit-sql") is { } sqlPath ? SparkSqlEngine.Emit(plan, sqlPath) : null;
                 if (emitted != null) o.Progress($"  Spark SQL written to {emitted}");
+                using var bar = o.Bar("scoring", null);
                 var res = engine switch
                 {
-                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Progress, format),
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format),
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };
@@ -65,12 +66,14 @@ public static class PredictCommands
                 report["ok"] = true; report["model_id"] = plan.Model.ModelId; report["version"] = plan.Model.Version; report["party"] = plan.PartyId;
                 report["dt"] = plan.Partition.Dt; report["hour"] = plan.Partition.HourText; report["emitted_sql"] = emitted;
                 o.Result(report);
+                if (!plan.Partition.Hourly) a.RequireNonEmpty(res.RowsScored, $"0 rows of {a.Get("features")} scored for party {plan.PartyId} ({res.RowsRejected:N0} rejected)");
                 return 0;
             }),
         new("predict combine", "Initiator: join every party's partial scores, combine, write fed_predictions[_hourly] and a coverage report",
             [ModelId, Version, Dt, Hour,
              new CliOption("input", "directory of partial-score files (CSV or Arrow + manifest, or the Parquet output root of 'predict batch --format parquet'), or 'warehouse' for fed_partial_scores", Required: true),
-             Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one)"),
+             Warehouse, new CliOption("report", "coverage report path (default: in the input directory, or the current one); all missing ids go to REPORT.missing.csv"),
+             CliOptions.AllowEmpty,
              new CliOption("engine", "fed (Fed joins and combines) | spark-sql (the HiveQL/Spark SQL combine run by $SPARK_HOME/bin/spark-sql -S -f) | sql (the same run by a Hive/Spark Thrift ODBC warehouse) | emit (only write --emit-sql)", Default: "fed"),
              new CliOption("emit-sql", "write the HiveQL/Spark SQL combine to PATH"),
              new CliOption("out", "engine fed: write the predictions here (with --format parquet: DIR/fed_predictions[_hourly]/model_id=M/version=V/dt=D[/hour=H]/) instead of the warehouse table"), Format],
@@ -80,7 +83,7 @@ public static class PredictCommands
                 var parquetOut = a.Opt("out") is { } outDir
                     ? FormatOf(a) == OutputFormat.Parquet ? outDir : throw new BadInputException("predict combine --out DIR writes Hive-layout Parquet: add --format parquet")
                     : FormatOf(a) == OutputFormat.Parquet ? throw new BadInputException("--format parquet needs --out DIR") : null;
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var engine = a.Get("engine");
                 if (engine != "fed")
                 {
@@ -96,21 +99,22 @@ public static class PredictCommands
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress, parquetOut);
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
-                report.Remove("missing");
                 o.Result(report);
+                if (a.IntOpt("hour") is null) a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;
             }),
         new("predict local", "Reference path: score each party's CSV with its partial-model file, intersect ids, combine, write a CSV",
             [new CliOption("models", "directory with the model's *.json partial-model files", Required: true),
              new CliOption("party", "PARTY=CSV for every party", Required: true, Multiple: true),
              new CliOption("out", "predictions CSV", Required: true), new CliOption("id-column", "id column of the CSVs", Default: "id"),
-             new CliOption("report", "report path (default: OUT.report.json)")],
+             new CliOption("report", "report path (default: OUT.report.json); all missing ids go to REPORT.missing.csv"), CliOptions.AllowEmpty],
             (a, o) =>
             {
                 var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"));
                 o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
                 o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
                     rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });
+                a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;
             }),
         new("predict load-redis", "Write a predictions partition to Redis (key fed:pred:{model}:v{version}:{sample_id}, pointer fed:pred:{model}:active)",
@@ -119,7 +123,7 @@ public static class PredictCommands
             (a, o) =>
             {
                 var ttl = a.IntOpt("ttl") is { } s ? s > 0 ? TimeSpan.FromSeconds(s) : throw new BadInputException("--ttl must be > 0") : (TimeSpan?)null;
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 var res = RedisPredictions.Load(w, a.Get("redis"), a.Get("model-id"), a.IntOpt("version"), Part(a), ttl, o.Progress);
                 o.Say($"{res.Written:N0} predictions of v{res.Version} written to Redis in {res.Seconds:F2} s ({res.Written / Math.Max(res.Seconds, 1e-9):N0}/s){(res.PointerSet ? "; active pointer set" : " (not the active version: pointer unchanged)")}");
                 o.Result(new { ok = true, written = res.Written, version = res.Version, active_pointer_set = res.PointerSet, seconds = res.Seconds });
@@ -153,7 +157,7 @@ public static class PredictCommands
                     o.Result(new { ok = true, emit_sql = emit, statements = st.Count });
                     return 0;
                 }
-                using var w = WarehouseFactory.Open(a.Opt("warehouse"));
+                using var w = a.Warehouse();
                 if (w.Dialect.Name == "hive" && a.Opt("stage-location") is { } location)
                 {
                     foreach (var st in FeatureLoader.HiveStatements(a.Get("csv"), a.Get("table"), Part(a), location, a.Get("id-column"), a.Get("label-column"))) w.Execute(st);

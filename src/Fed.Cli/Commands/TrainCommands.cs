@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using Fed.Core;
 using Fed.Core.Model;
 using Fed.Training.Protocol;
@@ -37,38 +36,37 @@ public static class TrainCommands
             {
                 var options = Options(a);
                 var parties = a.Pairs("party").Select(p => new LocalParty(p.Key, p.Value)).ToList();
+                using var bar = o.Bar("training", options.MaxIter, "epochs");
                 var r = LocalTraining.RunAsync(parties, a.Get("id-column"), a.Get("label-column"), options, a.Get("psi"), a.Get("out"),
-                    o.Progress).GetAwaiter().GetResult();
+                    o.Lines(bar, @"^guest: epoch (?<done>\d+)/\d+ (?<note>loss \S+)")).GetAwaiter().GetResult();
+                bar.Dispose();
                 o.Say($"trained {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason}), intersection {r.Guest.Intersection}");
                 if (r.Guest.Holdout != null) o.Say($"  held-out: {r.Guest.Holdout}");
                 foreach (var w in LocalTraining.Warnings(r.Guest)) o.Progress($"warning: {w}");
                 foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
                 o.Say($"  report: {r.ReportPath}");
-                if (!o.Json) o.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(r.Summary));
                 o.Result(r.Summary);
                 return 0;
             }),
         new("train party", "Run one party (guest, host or arbiter) of a federated training as its own process",
-            [new CliOption("config", "party.json (see docs/training.md)", Required: true)],
+            [new CliOption("config", "party.json (see docs/training.md)", Required: true),
+             new CliOption("role", "client | aggregator | coordinator: a horizontal role (docs/horizontal.md); vertical roles come from the config")],
             (a, o) =>
             {
+                if (a.Opt("role") is { } role) return HorizontalCommands.RunParty(role, a, o);
                 var c = PartyConfig.Load(a.Get("config"));
                 var r = PartyRunner.RunAsync(c, o.Progress).GetAwaiter().GetResult();
                 o.Say($"{c.Party}: training finished ({r.StopReason}){(r.Model is null ? "" : $", model written to {Path.Combine(c.Out!, c.Party + ".model.json")}")}");
                 o.Result(new { ok = true, party = c.Party, role = c.Role, stop_reason = r.StopReason, losses = r.Losses });
                 return 0;
             }),
-        new("train cert", "Create a party's self-signed TLS certificate (PKCS#12) and print its SHA-256 pin for the peers' configs",
-            [new CliOption("party", "party name", Required: true), new CliOption("out", "PKCS#12 file to write", Required: true)],
-            (a, o) =>
-            {
-                using var cert = PartyCertificates.Create(Identifiers.PartyId(a.Get("party")));
-                File.WriteAllBytes(a.Get("out"), cert.Export(X509ContentType.Pkcs12));
-                var pin = PartyCertificates.Pin(cert);
-                o.Say(pin);
-                o.Result(new { ok = true, party = a.Get("party"), certificate = a.Get("out"), cert_sha256 = pin });
-                return 0;
-            }),
+        new("train cert", "Create a party's self-signed TLS certificate (PKCS#12, mode 0600) and print its SHA-256 pin for the peers' configs",
+            [
+                new CliOption("party", "party name", Required: true), new CliOption("out", "PKCS#12 file to write (mode 0600)", Required: true),
+                new CliOption("password-env", "encrypt the PKCS#12 with the password in this environment variable"),
+                new CliOption("password-file", "encrypt the PKCS#12 with the password in this file (mode 0600)"),
+            ],
+            (a, o) => ServeCommands.WriteCertificate(Identifiers.PartyId(a.Get("party")), a, o, days: 30)),
     ];
 
     static TrainOptions Options(CliArgs a)

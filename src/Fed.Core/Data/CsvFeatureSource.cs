@@ -41,11 +41,12 @@ public sealed class CsvFeatureSource : IFeatureSource
             if (!NextLine(out var start, out var length)) throw new BadInputException($"{path}: empty file, expected a header row");
             _recordLine = _line;
             Header = ReadQuotedRecord(start, length).ToArray();
+            RefuseDuplicateColumns(path, Header);
             _width = Header.Length;
             _fieldStart = new int[_width];
             _fieldEnd = new int[_width];
             _idIndex = Array.IndexOf(Header, idColumn);
-            if (_idIndex < 0) throw new BadInputException($"{path}: no id column '{idColumn}' in the header ({string.Join(", ", Header.Take(10))}{(Header.Length > 10 ? ", ..." : "")})");
+            if (_idIndex < 0) throw new BadInputException($"{path}: no id column '{idColumn}' in the header ({string.Join(", ", Header.Take(10).Select(h => ErrorText.Cut(h, 80)))}{(Header.Length > 10 ? $", ... ({Header.Length} columns)" : "")})");
             _featureIndex = new int[features.Count];
             var missing = new List<string>();
             for (var f = 0; f < features.Count; f++)
@@ -82,7 +83,17 @@ public sealed class CsvFeatureSource : IFeatureSource
     {
         using var r = new StreamReader(path);
         var line = r.ReadLine() ?? throw new BadInputException($"{path}: empty file, expected a header row");
-        return line.Split(',').Select(s => s.Trim().Trim('"')).ToArray();
+        var header = line.Split(',').Select(s => s.Trim().Trim('"')).ToArray();
+        RefuseDuplicateColumns(path, header);
+        return header;
+    }
+
+    /// <summary>A column named twice is ambiguous (which one is the feature?): refused, naming it.</summary>
+    static void RefuseDuplicateColumns(string path, string[] header)
+    {
+        var dup = header.GroupBy(h => h, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => $"'{ErrorText.Cut(g.Key, 80)}'").ToList();
+        if (dup.Count > 0)
+            throw new BadInputException($"{path}: duplicate column name{(dup.Count > 1 ? "s" : "")} {string.Join(", ", dup.Take(10))} in the header; each column must appear once");
     }
 
     public bool ReadBatch(FeatureBatch batch)
@@ -199,7 +210,7 @@ public sealed class CsvFeatureSource : IFeatureSource
         if (span.Length == 0 || span.Equals("NA", StringComparison.OrdinalIgnoreCase) || span.Equals("null", StringComparison.OrdinalIgnoreCase))
             return double.NaN;
         if (!double.TryParse(span, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) || !double.IsFinite(v))
-            throw new BadInputException($"{Description}: line {_recordLine}, column '{column}': '{s}' is not a finite number");
+            throw new BadInputException($"{Description}: line {_recordLine}, column '{ErrorText.Cut(column, 80)}': '{ErrorText.Cut(s)}' is not a finite number");
         return v;
     }
 

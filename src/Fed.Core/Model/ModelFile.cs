@@ -35,15 +35,24 @@ public static class ModelFile
     static PartialModel Parse(string json, string source, bool requireChecksum)
     {
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16 }); }
+        try { doc = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = false, MaxDepth = 16, AllowDuplicateProperties = false }); }
+        catch (JsonException e) when (System.Text.RegularExpressions.Regex.Match(e.Message, "^Duplicate property '([^']*)'") is { Success: true } dup)
+        {
+            // Last-one-wins would silently pick a value: a key given twice is refused.
+            throw new ModelFormatException(source, dup.Groups[1].Value, "the key is given twice in one object; keep exactly one", e);
+        }
         catch (JsonException e)
         {
-            throw new ModelFormatException(source, $"(json, line {e.LineNumber + 1})", $"not valid JSON: {e.Message}", e);
+            throw new ModelFormatException(source, e.LineNumber is { } line ? $"(json, line {line + 1})" : "(json)", $"not valid JSON: {ErrorText.Cut(e.Message)}", e);
         }
         using (doc)
         {
-            var unstamped = !requireChecksum && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            var noChecksum = doc.RootElement.ValueKind == JsonValueKind.Object && (!doc.RootElement.TryGetProperty("checksum", out var cs) || cs.ValueKind == JsonValueKind.String && cs.GetString() == "");
+            if (requireChecksum && noChecksum)
+                throw new ModelFormatException(source, "checksum", "missing: a file from another exporter is validated and stamped with 'fed model stamp --in FILE --out STAMPED.json'");
+            var unstamped = !requireChecksum && noChecksum;
             var model = new Reader(source) { SkipChecksum = unstamped }.ReadModel(doc.RootElement);
+            Scoring.ScoringModel.From(model, source); // the scoring space must be finite too
             if (unstamped) return model;
             var expected = ComputeChecksum(model);
             if (!string.Equals(model.Checksum, expected, StringComparison.Ordinal))
@@ -57,21 +66,8 @@ public static class ModelFile
     public static PartialModel Write(PartialModel model, string path)
     {
         var stamped = Stamp(model);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + $".tmp-{Environment.ProcessId}";
-        try
-        {
-            // Owner-only (0600) from creation: a model is one party's private weights.
-            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using (var w = new StreamWriter(tmp, new UTF8Encoding(false), options)) w.Write(Serialize(stamped, indented: true));
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        // Weights are a party's secret: mode 0600 from the first byte.
+        Security.SecretFiles.Write(path, Serialize(stamped, indented: true));
         return stamped;
     }
 
@@ -109,7 +105,7 @@ public static class ModelFile
             catch (ArgumentException e) { throw new ModelFormatException(source, "weights", "not a finite number: " + e.Message, e); }
         }
         using var doc = JsonDocument.Parse(ms.ToArray());
-        new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement);
+        Scoring.ScoringModel.From(new Reader(source) { SkipChecksum = true }.ReadModel(doc.RootElement), source);
     }
 
     static PartialModel CopyWithChecksum(PartialModel m, string checksum) => new()

@@ -39,7 +39,9 @@ public sealed class ScoringModel
     /// <summary>Warehouse column of each feature (<see cref="Identifiers.ColumnFor"/>), in feature order.</summary>
     public string[] Columns => Features.Select(Identifiers.ColumnFor).ToArray();
 
-    public static ScoringModel From(PartialModel m)
+    /// <summary>Folds the model into raw feature space. A weight or constant that would not be finite there (a huge weight
+    /// divided by a tiny std, an overflowing w·mean) is refused, naming the feature: every read of a model file does this.</summary>
+    public static ScoringModel From(PartialModel m, string? source = null)
     {
         var outputs = m.OutputCount;
         var k = m.Features.Length;
@@ -56,6 +58,10 @@ public sealed class ScoringModel
                 {
                     weights[c][f] = m.Weights[c][f] / m.Transform.Std![f];
                     constants[c] -= weights[c][f] * m.Transform.Mean![f];
+                    if (!double.IsFinite(weights[c][f]) || !double.IsFinite(constants[c]))
+                        throw new ModelFormatException(source ?? $"<model {m.ModelId}>", $"weights[{c}][{f}]",
+                            $"feature '{ErrorText.Cut(m.Features[f], 80)}': in raw feature space (weight / std = {weights[c][f]:R}, constant {constants[c]:R}) " +
+                            "the model is not finite; scores would be infinite or NaN. Retrain or rescale this feature");
                 }
             }
         }

@@ -77,14 +77,7 @@ public static class LocalTraining
             }
             tasks.Add(Guarded(nets[^1], () => new ArbiterRole(nets[^1], guestParty.Name, hostNames, options.InsecureTestKeyBits, log).RunAsync(ct)));
             try { await Task.WhenAll(tasks); }
-            catch
-            {
-                // The root cause is the first error that is not another party's abort notice.
-                var errors = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToList();
-                var root = errors.FirstOrDefault(e => !e.Message.Contains("stopped:")) ?? errors[0];
-                if (root is FedException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(root);
-                throw new FedFailureException($"training failed: {root.Message}", root);
-            }
+            catch { ThrowRootCause(tasks); }
             var outcomes = tasks.Select(t => t.Result).ToList();
 
             // Every party finished: write one partial-model file per data party, then the report.
@@ -130,7 +123,7 @@ public static class LocalTraining
         : [];
 
     /// <summary>Runs a role; on failure tells every peer (so they stop instead of waiting) and rethrows.</summary>
-    public static async Task<PartyOutcome> Guarded(IMessenger net, Func<Task<PartyOutcome>> run)
+    public static async Task<T> Guarded<T>(IMessenger net, Func<Task<T>> run)
     {
         try { return await Task.Run(run); }
         catch (Exception e)
@@ -138,5 +131,15 @@ public static class LocalTraining
             await net.AbortAsync(e.Message);
             throw;
         }
+    }
+
+    /// <summary>After a failed run of several roles: rethrows the root cause, the first error that is not another
+    /// party's abort notice (a FedException as it is, anything else as a training failure).</summary>
+    public static void ThrowRootCause(IEnumerable<Task> roles)
+    {
+        var errors = roles.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToList();
+        var root = errors.FirstOrDefault(e => !e.Message.Contains("stopped:")) ?? errors[0];
+        if (root is FedException) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(root);
+        throw new FedFailureException($"training failed: {root.Message}", root);
     }
 }

@@ -15,8 +15,12 @@ public sealed class PartyConfig
     [JsonPropertyName("role")] public string Role { get; set; } = "";
     [JsonPropertyName("listen_host")] public string ListenHost { get; set; } = "127.0.0.1";
     [JsonPropertyName("listen_port")] public int ListenPort { get; set; }
-    /// <summary>PKCS#12 file (no password) with this party's certificate and key.</summary>
+    /// <summary>PKCS#12 file (mode 0600) with this party's certificate and key; its password, if any, from an env var or a file.</summary>
     [JsonPropertyName("certificate")] public string Certificate { get; set; } = "";
+    [JsonPropertyName("certificate_password_env")] public string? CertificatePasswordEnv { get; set; }
+    [JsonPropertyName("certificate_password_file")] public string? CertificatePasswordFile { get; set; }
+    /// <summary>Accept a certificate file group/others can read (insecure; for shared test fixtures only).</summary>
+    [JsonPropertyName("allow_insecure_key_file_mode")] public bool AllowInsecureKeyFileMode { get; set; }
     [JsonPropertyName("peers")] public List<PeerConfig> Peers { get; set; } = [];
     [JsonPropertyName("guest")] public string Guest { get; set; } = "guest";
     [JsonPropertyName("hosts")] public List<string> Hosts { get; set; } = [];
@@ -78,7 +82,8 @@ public static class PartyRunner
         {
             Liveness = TimeSpan.FromSeconds(c.LivenessSeconds), Send = TimeSpan.FromSeconds(c.SendSeconds), Receive = TimeSpan.FromSeconds(c.ReceiveSeconds),
         };
-        await using var net = await HttpMessenger.StartAsync(c.Party, PartyCertificates.Load(c.Certificate), c.ListenHost, c.ListenPort, timeouts);
+        await using var net = await HttpMessenger.StartAsync(c.Party, PartyCertificates.Load(c.Certificate,
+            Fed.Core.Security.SecretFiles.ReadSecret(c.CertificatePasswordEnv, c.CertificatePasswordFile, "certificate password"), c.AllowInsecureKeyFileMode), c.ListenHost, c.ListenPort, timeouts);
         net.Connect(c.Peers.Select(p => new PeerEndpoint(p.Name, p.Url.TrimEnd('/'), p.CertSha256.ToLowerInvariant())));
         log?.Invoke($"{c.Party}: {c.Role} listening on {net.Url}");
         var outcome = await RunRoleAsync(net, c, log, ct);

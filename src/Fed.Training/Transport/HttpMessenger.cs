@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Fed.Core;
+using Fed.Core.Security;
 using Fed.Training.Protocol;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -32,33 +33,16 @@ public sealed record TransportTimeouts
     public TimeSpan Request { get; init; } = TimeSpan.FromMinutes(5);
 }
 
-/// <summary>Self-signed party certificates (ECDSA P-256) and their pins.</summary>
+/// <summary>Party certificates for the training transport: the shared helpers of <see cref="Certificates"/>.</summary>
 public static class PartyCertificates
 {
-    public static X509Certificate2 Create(string party)
-    {
-        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var req = new CertificateRequest($"CN=fed-{party}", ec, HashAlgorithmName.SHA256);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        san.AddDnsName("localhost");
-        req.CertificateExtensions.Add(san.Build());
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false)); // server + client auth
-        using var cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(30));
-        return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
-    }
+    public static X509Certificate2 Create(string party) => Certificates.Create(party);
 
-    public static string Pin(X509Certificate cert) => Convert.ToHexStringLower(SHA256.HashData(cert.GetRawCertData()));
+    public static string Pin(X509Certificate cert) => Certificates.Pin(cert);
 
-    public static X509Certificate2 Load(string pfxPath)
-    {
-        try { return X509CertificateLoader.LoadPkcs12FromFile(pfxPath, null); }
-        catch (Exception e) when (e is CryptographicException or IOException)
-        {
-            throw new BadInputException($"{pfxPath}: cannot load the party certificate (PKCS#12 without password): {e.Message}", e);
-        }
-    }
+    /// <summary>Loads the party's PKCS#12 (password optional); refused if group or others can read it, unless allowed.</summary>
+    public static X509Certificate2 Load(string pfxPath, string? password = null, bool allowInsecureMode = false) =>
+        Certificates.LoadPkcs12(pfxPath, password, "certificate", allowInsecureMode);
 }
 
 /// <summary>
