@@ -81,6 +81,73 @@ public class AccuracyTests(ITestOutputHelper output)
         Assert.InRange(plain.Train.LossPerEpoch[^1], reference.GetProperty("train_objective").GetDouble() - 1e-4, reference.GetProperty("train_objective").GetDouble() + 1e-3);
     }
 
+    /// <summary>Mean cross-entropy of the written models on the training rows (Fed.Core scorer and softmax combiner),
+    /// and the largest gap between the combiner's probabilities and the trained series' (<see cref="SoftmaxSeries"/>)
+    /// at the same scores, over the rows whose score differences lie in the series' range (and how many do not).</summary>
+    static (double LogLoss, double MaxGap, int Outside) SoftmaxTrainFit(IReadOnlyDictionary<string, string> paths, List<LocalParty> parties, string[] classes)
+    {
+        var (y, p) = TrainingFixtures.ScoreTest(paths, parties, trainRows: true);
+        var series = SoftmaxSeries.For(classes.Length);
+        var gap = 0.0; var outside = 0;
+        var q = new double[classes.Length];
+        foreach (var pr in p)
+        {
+            // softmax is shift-invariant: ln p_c - ln p_0 are the score differences the series sees
+            var delta = Enumerable.Range(1, classes.Length - 1).Select(c => Math.Log(pr.Probabilities![c]) - Math.Log(pr.Probabilities![0])).ToArray();
+            if (delta.Any(v => Math.Abs(v) > series.Range)) { outside++; continue; }
+            series.Probabilities(delta, q);
+            for (var c = 0; c < classes.Length; c++) gap = Math.Max(gap, Math.Abs(q[c] - pr.Probabilities![c]));
+        }
+        var ll = y.Zip(p).Average(t => -Math.Log(t.Second.Probabilities![Array.IndexOf(classes, t.First.ToString(System.Globalization.CultureInfo.InvariantCulture))]));
+        return (ll, gap, outside);
+    }
+
+    [Fact]
+    public void PlainReferenceOfTheProtocolMatchesMultinomialScikitLearnOnWine()
+    {
+        var reference = TrainingFixtures.Reference("wine");
+        var parties = TrainingFixtures.Parties("wine");
+        var plain = PlainReference.Run(parties, "id", "y", Defaults with { Kind = ModelKind.Softmax });
+        Assert.Equal("converged", plain.Train.StopReason);
+        var dir = TrainingFixtures.TempDir();
+        var paths = plain.Models.ToDictionary(m => m.PartyId, m => { var p = Path.Combine(dir, m.PartyId + ".json"); ModelFile.Write(m, p); return p; });
+        var (ll, gap, outside) = SoftmaxTrainFit(paths, parties, plain.Models[0].Classes);
+        var (y, p) = TrainingFixtures.ScoreTest(paths, parties);
+        var classes = plain.Models[0].Classes;
+        var acc = y.Zip(p).Count(t => classes[t.Second.PredictedClass] == t.First.ToString(System.Globalization.CultureInfo.InvariantCulture)) / (double)y.Length;
+        output.WriteLine($"wine: {plain.Train.Epochs} epochs, held-out accuracy {acc:F4} (sklearn {reference.GetProperty("test_accuracy").GetDouble():F4}), " +
+            $"train log-loss {ll:F4} (sklearn {reference.GetProperty("train_log_loss").GetDouble():F4}), objective {plain.Train.LossPerEpoch[^1]:F5} " +
+            $"(sklearn {reference.GetProperty("train_objective").GetDouble():F5}), combiner vs series probability gap {gap:E2} ({outside} rows outside the series' range)");
+        AssertMultinomialMatches(reference, acc, ll, plain.Train.LossPerEpoch[^1], gap, outside);
+    }
+
+    /// <summary>Wine's done-when: accuracy >= 0.95, training log-loss within 0.02 of multinomial sklearn's; the reported
+    /// loss is the multinomial objective up to the series' error; the combiner reproduces the trained probabilities.</summary>
+    static void AssertMultinomialMatches(System.Text.Json.JsonElement reference, double accuracy, double trainLogLoss, double finalLoss, double gap, int outside)
+    {
+        Assert.True(accuracy >= 0.95, $"accuracy {accuracy}");
+        Assert.InRange(trainLogLoss, reference.GetProperty("train_log_loss").GetDouble() - 0.02, reference.GetProperty("train_log_loss").GetDouble() + 0.02);
+        Assert.InRange(finalLoss, reference.GetProperty("train_objective").GetDouble() - 0.02, reference.GetProperty("train_objective").GetDouble() + 0.02);
+        // within the series' range the combiner's softmax is the trained model's probability up to the documented error
+        Assert.True(gap <= 1.2e-2, $"the combiner's softmax and the trained series differ by {gap}");
+        Assert.True(outside < reference.GetProperty("train_rows").GetInt32() / 4, $"{outside} training rows outside the series' range");
+    }
+
+    [Fact]
+    public async Task SoftmaxMatchesMultinomialScikitLearnWithDefaults()
+    {
+        var reference = TrainingFixtures.Reference("wine");
+        var (fed, parties) = await Train("wine", ModelKind.Softmax);
+        var h = fed.Guest.Holdout!;
+        var classes = ModelFile.Read(fed.ModelPaths["guest"]).Classes;
+        var (ll, gap, outside) = SoftmaxTrainFit(fed.ModelPaths, parties, classes);
+        output.WriteLine($"wine: held-out accuracy {h.Accuracy:F4} (sklearn {reference.GetProperty("test_accuracy").GetDouble():F4}), held-out log-loss {h.LogLoss:F4} " +
+            $"(sklearn {reference.GetProperty("test_log_loss").GetDouble():F4}), train log-loss {ll:F4} (sklearn {reference.GetProperty("train_log_loss").GetDouble():F4}), " +
+            $"final loss {fed.Guest.Losses[^1]:F5} (sklearn objective {reference.GetProperty("train_objective").GetDouble():F5}), probability gap {gap:E2} ({outside} rows outside the series' range)");
+        AssertMultinomialMatches(reference, h.Accuracy!.Value, ll, fed.Guest.Losses[^1], gap, outside);
+        Assert.InRange(h.LogLoss!.Value, reference.GetProperty("test_log_loss").GetDouble() - 0.02, reference.GetProperty("test_log_loss").GetDouble() + 0.02);
+    }
+
     [Fact]
     public async Task LinearMatchesRidgeWithDefaults()
     {

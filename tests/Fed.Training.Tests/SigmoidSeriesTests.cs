@@ -22,12 +22,14 @@ public class SigmoidSeriesTests
     [Fact]
     public void ErrorBoundsAsDocumented()
     {
-        Assert.InRange(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 36), 1e-6, 2.7e-5);
-        Assert.InRange(MaxError(SigmoidSeries.Softplus, Softplus, 36), 1e-7, 7.7e-6);
-        Assert.True(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 38) <= 5.4e-5);
-        Assert.True(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 40) <= 3.6e-4);
+        Assert.InRange(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 38), 1e-3, 5.5e-3);
+        Assert.InRange(MaxError(SigmoidSeries.Softplus, Softplus, 38), 1e-3, 3.2e-3);
+        Assert.True(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 40) <= 2.1e-2);
         // beyond, the staircase: the documented limit is real
-        Assert.True(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 46) > 1e-2);
+        Assert.True(MaxError(SigmoidSeries.Sigmoid, Sigmoid, 44) > 0.1);
+        // the softplus series is the sigmoid series' antiderivative: the loss and the residual are one function
+        for (var z = -38.0; z <= 38; z += 0.37)
+            Assert.Equal(SigmoidSeries.Sigmoid(z), (SigmoidSeries.Softplus(z + 1e-5) - SigmoidSeries.Softplus(z - 1e-5)) / 2e-5, 6);
     }
 
     [Fact]
@@ -56,7 +58,7 @@ public class SigmoidSeriesTests
         for (var i = 0; i < rows; i++)
         {
             var d = codec.Decode(sk.Decrypt(res[i]), bits);
-            Assert.Equal(SigmoidSeries.Sigmoid(zg[i] + Zh[i]) - y[i], d, 9);
+            Assert.InRange(d - (SigmoidSeries.Sigmoid(zg[i] + Zh[i]) - y[i]), -1e-6, 1e-6); // guest scalars at 24 bits
             // what the arbiter saw is far from any small number: Z hides under a mask of ~190 bits
             Assert.True(seen[i].GetBitLength() > 150);
         }

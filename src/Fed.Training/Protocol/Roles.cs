@@ -44,7 +44,7 @@ public abstract class DataParty
         PartialModel.TryParseKind(plan.Kind, out var kind);
         var training = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["algorithm"] = "vertical-hetero-" + plan.Kind + (kind == ModelKind.Linear ? "" : "-fourier-sigmoid") + (kind == ModelKind.Softmax ? "-ovr" : ""),
+            ["algorithm"] = "vertical-hetero-" + plan.Kind + kind switch { ModelKind.Linear => "", ModelKind.Softmax => "-multinomial-fourier", _ => "-fourier-sigmoid" },
             ["optimizer"] = "per-party preconditioned nesterov with restart",
             ["created_at"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
             ["step"] = plan.LearningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
@@ -113,7 +113,8 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         var codecRes = new FixedPointCodec(key, Residuals.Bits(options.Kind));
         using var enc = new PaillierEncryptor(key, codec);
         using var encRes = new PaillierEncryptor(key, codecRes);
-        var logistic = options.Kind != ModelKind.Linear;
+        var logistic = options.Kind == ModelKind.Logistic;
+        var series = options.Kind == ModelKind.Softmax ? SoftmaxSeries.For(K) : null;
         var losses = new List<double>();
         var stop = "";
         var fx = options.FeatureBits;
@@ -137,7 +138,7 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                         zg[c * m + k] = z;
                     }
                 // linear: b = z_g - y encrypted afresh before the hosts' parts arrive (it depends only on z_g and y)
-                var fresh = logistic ? null : enc.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Objective.LinearOffset(zg[i], targets[i / m][batch[i % m]])).ToArray());
+                var fresh = options.Kind != ModelKind.Linear ? null : enc.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Objective.LinearOffset(zg[i], targets[i / m][batch[i % m]])).ToArray());
                 var fwd = new Message[hosts.Count];
                 for (var h = 0; h < hosts.Count; h++) fwd[h] = (await Net.ReceiveAsync(hosts[h], tag + "fwd", ct)).Exactly($"forward of {hosts[h]}", "ct.sq", "ct.z");
                 var zh = fwd.Select((f, h) => f.Ciphertexts("z", key, K * m, $"forward of {hosts[h]}")).ToArray();
@@ -150,7 +151,21 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                 }
                 PaillierCiphertext[] res;
                 Residuals.Trig? trig = null;
-                if (logistic)
+                (PaillierCiphertext[] Trig, double[][] U, PaillierCiphertext[] Diff)? soft = null;
+                if (series != null)
+                {
+                    // [[Z_k - Z_0 + R]] to the arbiter (uniform to it mod P 2^F); back come cos/sin of 2 pi w.x / P per frequency
+                    var diff = Residuals.Differences(key, Z, K, m);
+                    var mask = Residuals.SoftmaxMasks(series, diff.Length);
+                    await Net.SendAsync(arbiter, tag + "sig", new Message().Ciphertexts("s", key, Homomorphic.Mask(key, diff, mask.Select(r => r.Full).ToArray())), ct);
+                    var back = (await Net.ReceiveAsync(arbiter, tag + "trig", ct)).Exactly("trigonometric values", "ct.t")
+                        .Ciphertexts("t", key, m * series.Width, "trigonometric values");
+                    var u = Residuals.SoftmaxShifts(zg, mask, K, m);
+                    var offsets = encRes.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Residuals.SoftmaxOffset(series, i / m, targets[i / m][batch[i % m]])).ToArray());
+                    res = Residuals.Softmax(key, series, back, u, offsets);
+                    soft = (back, u, diff);
+                }
+                else if (logistic)
                 {
                     // [[Z + R]] to the arbiter (uniform to it mod P 2^F); back come [[sin w_j x]], [[cos w_j x]] of x = Z + r mod P
                     var mask = Residuals.Masks(K * m);
@@ -177,18 +192,28 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
 
                 // encrypted loss: sum_i P_i/n + c_i/n [[Z_i]] + [[q sum z_h^2/n + reg_h]] + cross terms + reg_g (+ periodic part)
                 var t3 = Now;
-                var plain = 0.0;
-                var lin = new BigInteger[K * m];
-                for (var c = 0; c < K; c++)
-                    for (var k = 0; k < m; k++)
-                    {
-                        var y = targets[c][batch[k]]; var z = zg[c * m + k];
-                        plain += Objective.LossConstant(options.Kind, z, y) / n;
-                        lin[c * m + k] = Homomorphic.Scalar(Objective.LossLinear(options.Kind, z, y) / n, F);
-                    }
-                plain += (double)m / n * options.L2 / n / 2 * opt.PenaltyNorm();
-                var loss = key.Add(enc.Encrypt(codec2.Encode(plain)), Homomorphic.WeightedSum(key, Z, lin));
-                if (trig != null) loss = key.Add(loss, Residuals.SoftplusSum(key, trig, 1.0 / n, 2 * F));
+                var plain = (double)m / n * options.L2 / n / 2 * opt.PenaltyNorm();
+                PaillierCiphertext encrypted;
+                if (soft is { } sm)
+                {
+                    // the cross-entropy f(delta) - delta_y of every row (SoftmaxSeries)
+                    for (var k = 0; k < m; k++) plain += Residuals.SoftmaxLossConstant(series!, zg, targets, batch, m, k) / n;
+                    encrypted = Residuals.SoftmaxLossSum(key, series!, sm.Trig, sm.U, sm.Diff, targets, batch, 1.0 / n, 2 * F);
+                }
+                else
+                {
+                    var lin = new BigInteger[K * m];
+                    for (var c = 0; c < K; c++)
+                        for (var k = 0; k < m; k++)
+                        {
+                            var y = targets[c][batch[k]]; var z = zg[c * m + k];
+                            plain += Objective.LossConstant(options.Kind, z, y) / n;
+                            lin[c * m + k] = Homomorphic.Scalar(Objective.LossLinear(options.Kind, z, y) / n, F);
+                        }
+                    encrypted = Homomorphic.WeightedSum(key, Z, lin);
+                    if (trig != null) encrypted = key.Add(encrypted, Residuals.SoftplusSum(key, trig, 1.0 / n, 2 * F));
+                }
+                var loss = key.Add(enc.Encrypt(codec2.Encode(plain)), encrypted);
                 foreach (var f in fwd) loss = key.Add(loss, f.Ciphertexts("sq", key, 1, "forward")[0]);
                 for (var h = 1; h < hosts.Count; h++)
                     loss = key.Add(loss, (await Net.ReceiveAsync(hosts[h], tag + "cross", ct)).Exactly($"cross term of {hosts[h]}", "ct.cross")
@@ -452,8 +477,9 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
         var pkMsg = new Message().Put("pk.paillier", key.ToBytes());
         foreach (var p in hosts.Prepend(guest)) await Net.SendAsync(p, "pubkey", pkMsg, ct);
         var codec2 = new FixedPointCodec(key, 2 * F);
-        using var encTrig = new PaillierEncryptor(key, new FixedPointCodec(key, Residuals.TrigBits));
-        var logistic = options.Kind != ModelKind.Linear;
+        using var encTrig = new PaillierEncryptor(sk, new FixedPointCodec(key, Residuals.TrigBits)); // CRT fixed-base: the arbiter's bulk of work
+        var nonlinear = options.Kind != ModelKind.Linear; // logistic and softmax: a masked round per batch
+        var series = options.Kind == ModelKind.Softmax ? SoftmaxSeries.For(plan.Outputs) : null;
         var bytes = GuestRole.ElementBytes(key);
         var losses = new List<double>();
         string? stop;
@@ -465,17 +491,31 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
             {
                 var tag = $"e{epoch}.b{b}.";
                 var m = batches[b].Length;
-                if (logistic)
+                if (nonlinear)
                 {
-                    // exactly one masked [[Z + R]] per row and output; back go the encrypted sines and cosines of x
-                    var s = (await Net.ReceiveAsync(guest, tag + "sig", ct)).Exactly("masked forward", "ct.s").Ciphertexts("s", key, plan.Outputs * m, "masked forward");
+                    // exactly one masked [[Z + R]] per row and output (softmax: per row and score difference); back go the
+                    // encrypted sines and cosines of x
+                    var expected = series != null ? (plan.Outputs - 1) * m : plan.Outputs * m;
+                    var s = (await Net.ReceiveAsync(guest, tag + "sig", ct)).Exactly("masked forward", "ct.s").Ciphertexts("s", key, expected, "masked forward");
                     var t1 = Now;
                     var x = new BigInteger[s.Length];
                     Parallel.For(0, s.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => x[i] = sk.Decrypt(s[i]));
-                    var values = new double[s.Length * Residuals.Width];
-                    for (var i = 0; i < x.Length; i++) Residuals.TrigValues(x[i], values.AsSpan(i * Residuals.Width, Residuals.Width));
+                    double[] values;
+                    if (series != null)
+                    {
+                        values = new double[m * series.Width];
+                        for (var i = 0; i < m; i++) Residuals.SoftmaxTrigValues(series, x, m, i, values.AsSpan(i * series.Width, series.Width));
+                    }
+                    else
+                    {
+                        values = new double[s.Length * Residuals.Width];
+                        for (var i = 0; i < x.Length; i++) Residuals.TrigValues(x[i], values.AsSpan(i * Residuals.Width, Residuals.Width));
+                    }
                     lock (Seconds) Time("decrypt", t1);
-                    await Net.SendAsync(guest, tag + "trig", new Message().Ciphertexts("t", key, encTrig.EncryptBatch(values)), ct);
+                    var t2 = Now;
+                    var encrypted = encTrig.EncryptBatch(values);
+                    lock (Seconds) Time("encrypt", t2);
+                    await Net.SendAsync(guest, tag + "trig", new Message().Ciphertexts("t", key, encrypted), ct);
                 }
                 await Task.WhenAll(hosts.Prepend(guest).Select(async (p, pi) =>
                 {

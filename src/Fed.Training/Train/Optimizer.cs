@@ -94,7 +94,7 @@ public sealed class BlockNesterov
     }
 
     /// <summary>Inverse of a symmetric positive definite matrix by Cholesky (d is at most a few hundred).</summary>
-    static double[][] CholeskyInverse(double[][] a)
+    internal static double[][] CholeskyInverse(double[][] a)
     {
         var d = a.Length;
         var l = new double[d][];

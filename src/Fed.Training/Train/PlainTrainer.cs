@@ -35,22 +35,29 @@ public static class PlainTrainer
                 var m = batch.Length;
                 for (var p = 0; p < blocks.Count; p++) loss += (double)m / n * alpha / 2 * opt[p].PenaltyNorm();
                 var grads = opt.Select(x => Enumerable.Range(0, outputs).Select(_ => new double[x.V[0].Length]).ToArray()).ToArray();
+                // scores of every output, then the residuals (jointly for softmax: one row's K outputs share its loss)
+                var z = new double[outputs][];
                 for (var c = 0; c < outputs; c++)
                 {
-                    var d = new double[m];
+                    z[c] = new double[m];
                     for (var k = 0; k < m; k++)
                     {
                         var i = batch[k];
-                        var v0 = opt[0].V[c];
-                        var z = v0[^1];
+                        var s = opt[0].V[c][^1];
                         for (var p = 0; p < blocks.Count; p++)
                         {
                             var x = blocks[p][i]; var w = opt[p].V[c];
-                            for (var f = 0; f < x.Length; f++) z += w[f] * x[f];
+                            for (var f = 0; f < x.Length; f++) s += w[f] * x[f];
                         }
-                        d[k] = Objective.Residual(o.Kind, z, targets[c][i]);
-                        loss += Objective.Loss(o.Kind, z, targets[c][i]) / n;
+                        z[c][k] = s;
                     }
+                }
+                var dd = new double[outputs][];
+                for (var c = 0; c < outputs; c++) dd[c] = new double[m];
+                for (var k = 0; k < m; k++) loss += Objective.RowResiduals(o.Kind, z, targets, batch, k, dd) / n;
+                for (var c = 0; c < outputs; c++)
+                {
+                    var d = dd[c];
                     for (var p = 0; p < blocks.Count; p++)
                     {
                         var g = grads[p][c];
