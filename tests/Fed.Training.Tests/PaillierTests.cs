@@ -56,7 +56,26 @@ public class PaillierTests
         {
             Assert.Equal(BigInteger.One, BigInteger.ModPow(Pk.NewObfuscator(), Sk.Lambda, Pk.NSquared));
             Assert.Equal(BigInteger.One, BigInteger.ModPow(Sk.NewObfuscator(), Sk.Lambda, Pk.NSquared));
+            Assert.Equal(BigInteger.One, BigInteger.ModPow(Sk.NewFastObfuscator(), Sk.Lambda, Pk.NSquared));
         }
+    }
+
+    [Fact]
+    public void KeyHolderFixedBaseIsThePublicTablesPowerByCrt()
+    {
+        using var crt = new CrtFixedBaseObfuscator(Sk);
+        var rng = new Random(3);
+        foreach (var bits in new[] { 1, 64, Pk.Bits, Pk.Bits + 128 })
+        {
+            var bytes = new byte[(bits + 7) / 8];
+            rng.NextBytes(bytes);
+            var alpha = new BigInteger(bytes, isUnsigned: true);
+            Assert.Equal(BigInteger.ModPow(crt.Base, alpha, Pk.NSquared), crt.Pow(alpha));
+        }
+        var m = new BigInteger(123456789);
+        using var enc = new PaillierEncryptor(Sk);
+        Assert.Equal(m, Sk.Decrypt(enc.Encrypt(m)));
+        Assert.NotEqual(enc.Encrypt(m), enc.Encrypt(m));
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public class PrivacyTests(ITestOutputHelper output)
         "LossThreshold", "Seed", "KeyBits", "FeatureBits", "ModelId", "Version", "Parties", "Features",
         // HostInfo (a host's feature count)
         // Decision
-        "Epoch", "Stop", "Reason", "Loss",
+        "Epoch", "Stop", "Reason", "Loss", "Restart",
     ];
 
     [Fact]
@@ -84,6 +84,11 @@ public class PrivacyTests(ITestOutputHelper output)
                         break;
                     case "psi":
                         Assert.StartsWith("psi.", tag);
+                        break;
+                    case "score":
+                        // held-out partial scores, host -> guest, once, after the last decision
+                        Assert.Equal("holdout", tag);
+                        Assert.Equal("guest", to);
                         break;
                 }
                 // No 8-byte double of any party's feature values, raw or standardized, in any byte order.

@@ -30,14 +30,14 @@ public static class TrainingFixtures
         return d;
     }
 
-    /// <summary>Scores the test split (ids all parties hold, crc32 % 10 &lt; 3) with the written model files.</summary>
-    public static (double[] Y, Prediction[] P) ScoreTest(IReadOnlyDictionary<string, string> modelPaths, IReadOnlyList<LocalParty> parties, int testBuckets = 3)
+    /// <summary>Scores the test split (ids all parties hold, crc32 % 10 &lt; 3; or the training split) with the written model files.</summary>
+    public static (double[] Y, Prediction[] P) ScoreTest(IReadOnlyDictionary<string, string> modelPaths, IReadOnlyList<LocalParty> parties, int testBuckets = 3, bool trainRows = false)
     {
         var models = parties.ToDictionary(p => p.Name, p => ScoringModel.From(ModelFile.Read(modelPaths[p.Name])));
         var tables = parties.ToDictionary(p => p.Name, p => PartyTable.Load(p.Path, "id", p.Name == "guest" ? "y" : null));
         var index = tables.ToDictionary(t => t.Key, t => t.Value.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i));
         var rule = new SplitRule(testBuckets);
-        var ids = tables["guest"].Ids.Where(id => !rule.IsTrain(id) && index.Values.All(ix => ix.ContainsKey(id))).ToList();
+        var ids = tables["guest"].Ids.Where(id => rule.IsTrain(id) == trainRows && index.Values.All(ix => ix.ContainsKey(id))).ToList();
         var sig = models["guest"].Signature;
         var y = new List<double>(); var preds = new List<Prediction>();
         foreach (var id in ids)
@@ -57,25 +57,11 @@ public static class TrainingFixtures
         return (y.ToArray(), preds.ToArray());
     }
 
-    public static double Auc(double[] y, double[] score)
-    {
-        var order = Enumerable.Range(0, y.Length).OrderBy(i => score[i]).ToArray();
-        double rankSum = 0; long pos = 0;
-        for (var i = 0; i < order.Length;)
-        {
-            var j = i;
-            while (j < order.Length && score[order[j]] == score[order[i]]) j++;
-            var avg = (i + j + 1) / 2.0;
-            for (var k = i; k < j; k++) if (y[order[k]] == 1) { rankSum += avg; pos++; }
-            i = j;
-        }
-        var neg = y.Length - pos;
-        return (rankSum - pos * (pos + 1) / 2.0) / (pos * (double)neg);
-    }
+    public static double Auc(double[] y, double[] score) => Metrics.Auc(y, score);
+    public static double R2(double[] y, double[] p) => Metrics.R2(y, p);
 
-    public static double R2(double[] y, double[] p)
-    {
-        var mean = y.Average();
-        return 1 - y.Zip(p).Sum(t => (t.First - t.Second) * (t.First - t.Second)) / y.Sum(v => (v - mean) * (v - mean));
-    }
+    /// <summary>The committed scikit-learn references (reference/sklearn_reference.py, run once; CI does not need sklearn).</summary>
+    public static System.Text.Json.JsonElement Reference(string set) =>
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "reference", "sklearn_reference.json")))
+            .RootElement.GetProperty("sets").GetProperty(set);
 }

@@ -98,7 +98,7 @@ public class FederatedTrainingTests(ITestOutputHelper output)
     [Fact]
     public async Task GermanCreditThreePartiesAucWithinReference()
     {
-        var (fed, _, auc, _) = await Run("german_credit", new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10, BatchSize = 64 }, output.WriteLine, psi: "rsa");
+        var (fed, _, auc, _) = await Run("german_credit", new TrainOptions { KeyBits = 1024, InsecureTestKeyBits = true, MaxIter = 10 }, output.WriteLine, psi: "rsa");
         Assert.Equal(3, fed.ModelPaths.Count);
         Assert.InRange(auc, 0.768 - 0.01, 0.768 + 0.01);
     }

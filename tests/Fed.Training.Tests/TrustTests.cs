@@ -161,6 +161,23 @@ public class TrustTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ArbiterRefusesAnExtraMaskedForward()
+    {
+        // the guest asks for the sines and cosines of one more value than the batch has rows
+        var run = Start(Test, tamper: (to, tag, m, key) =>
+        {
+            if (tag.EndsWith(".sig") && to == "arbiter")
+            {
+                var cts = key!.Unpack(m.Get("ct.s", "test"));
+                return new Message().Ciphertexts("s", key, [.. cts, cts[0]]);
+            }
+            return m;
+        });
+        var e = await Fails(run.Arbiter);
+        Assert.Contains("masked forward: expected 355 ciphertexts in 's', got 356", e.Message);
+    }
+
+    [Fact]
     public async Task ArbiterRefusesAnExtraPartInAMessageItDecrypts()
     {
         var run = Start(Test, tamper: (to, tag, m, _) =>

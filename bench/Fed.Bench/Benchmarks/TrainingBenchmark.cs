@@ -54,7 +54,9 @@ public sealed class TrainingBenchmark : IBenchmark
         var details = new Dictionary<string, object>
         {
             ["key_bits"] = keyBits, ["feature_bits"] = o.FeatureBits, ["epochs"] = g.Losses.Count, ["train_rows"] = g.TrainRows, ["intersection"] = g.Intersection,
-            ["guest_seconds"] = g.Seconds, ["host_seconds"] = r.Outcomes[1].Seconds, ["loadavg_at_start"] = load, ["loadavg_at_end"] = LoadAverage(),
+            ["guest_seconds"] = g.Seconds, ["host_seconds"] = r.Outcomes[1].Seconds, ["arbiter_seconds"] = r.Outcomes[^1].Seconds,
+            ["objective"] = "logistic: Fourier sigmoid, P = 44, J = 10: the arbiter returns 20 fresh encryptions per row (CRT fixed-base)",
+            ["loadavg_at_start"] = load, ["loadavg_at_end"] = LoadAverage(),
             ["cores"] = Environment.ProcessorCount,
             ["transport"] = "HTTP/2 + mutual TLS on loopback, all three roles in one process",
         };

@@ -18,15 +18,15 @@ public static class TrainCommands
                 new CliOption("label-column", "label column (only in the guest's file)", Default: "y"),
                 new CliOption("party", "NAME=PATH of a party's CSV; the file with the label column is the guest", Required: true, Multiple: true),
                 new CliOption("out", "directory for the model files and the report", Required: true),
-                new CliOption("max-iter", "maximum epochs", Default: "30"),
-                new CliOption("learning-rate", "gradient-descent step", Default: "0.3"),
-                new CliOption("l2", "L2 penalty alpha", Default: "0.01"),
+                new CliOption("max-iter", "maximum epochs", Default: "100"),
+                new CliOption("learning-rate", "multiplier of each party's preconditioned Nesterov step", Default: "1"),
+                new CliOption("l2", "L2 penalty lambda: sum of losses + lambda/2 ||w||^2 (scikit-learn C = 1/lambda)", Default: "1"),
                 new CliOption("batch-size", "rows per mini-batch, 0 = full batch", Default: "0"),
                 new CliOption("key-bits", "Paillier key size: 2048 | 3072 | 4096 (1024 only with --insecure-test-key-bits)", Default: "2048"),
                 new CliOption("insecure-test-key-bits", "INSECURE, for tests/demo/benchmarks only: accept Paillier keys under 2048 bits", Flag: true),
                 new CliOption("psi", "id alignment: rsa | ecdh", Default: "ecdh"),
                 new CliOption("seed", "mini-batch order seed", Default: "42"),
-                new CliOption("tolerance", "stop when the loss changes less than this", Default: "1e-6"),
+                new CliOption("tolerance", "stop when the loss changes by less than this fraction", Default: "1e-6"),
                 new CliOption("loss-threshold", "stop when the loss falls below this"),
                 new CliOption("test-buckets", "hold out ids with crc32(id) % 10 < K (0 = train on all)", Default: "3"),
                 new CliOption("model-id", "model id written into the files", Default: "fed-model"),
@@ -41,6 +41,8 @@ public static class TrainCommands
                     o.Lines(bar, @"^guest: epoch (?<done>\d+)/\d+ (?<note>loss \S+)")).GetAwaiter().GetResult();
                 bar.Dispose();
                 o.Say($"trained {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason}), intersection {r.Guest.Intersection}");
+                if (r.Guest.Holdout != null) o.Say($"  held-out: {r.Guest.Holdout}");
+                foreach (var w in LocalTraining.Warnings(r.Guest)) o.Progress($"warning: {w}");
                 foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
                 o.Say($"  report: {r.ReportPath}");
                 o.Result(r.Summary);
@@ -73,7 +75,7 @@ public static class TrainCommands
             throw new BadInputException($"--kind must be logistic, linear or softmax, got '{a.Get("kind")}'");
         return new TrainOptions
         {
-            Kind = kind, MaxIter = a.Int("max-iter", 30), LearningRate = a.Double("learning-rate", 0.3), L2 = a.Double("l2", 0.01),
+            Kind = kind, MaxIter = a.Int("max-iter", 100), LearningRate = a.Double("learning-rate", 1), L2 = a.Double("l2", 1),
             BatchSize = a.Int("batch-size", 0), KeyBits = a.Int("key-bits", 2048),
             InsecureTestKeyBits = a.Flag("insecure-test-key-bits"), Seed = a.Int("seed", 42),
             Tolerance = a.Double("tolerance", 1e-6), LossThreshold = a.Opt("loss-threshold") is null ? null : a.Double("loss-threshold", 0),

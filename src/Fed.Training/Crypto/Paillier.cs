@@ -213,5 +213,16 @@ public sealed class PaillierPrivateKey
         return xq + BigMath.ModMul(xp - xq, qSquaredInvPSquared, pSquared) * qSquared;
     }
 
+    CrtFixedBaseObfuscator? fixedBase;
+
+    /// <summary>The public fixed-base (DJN) obfuscator's distribution through CRT tables (<see cref="CrtFixedBaseObfuscator"/>,
+    /// about 4x cheaper than the public table); <see cref="NewObfuscator"/> without GMP.</summary>
+    public BigInteger NewFastObfuscator()
+    {
+        if (!Montgomery.Available) return NewObfuscator();
+        if (fixedBase == null) Interlocked.CompareExchange(ref fixedBase, new CrtFixedBaseObfuscator(this), null);
+        return fixedBase.Next();
+    }
+
     static BigInteger L(BigInteger x, BigInteger d) => (x - 1) / d;
 }

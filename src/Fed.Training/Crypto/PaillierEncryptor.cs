@@ -7,8 +7,9 @@ namespace Fed.Training.Crypto;
 /// Batch encryption/decryption of doubles on all cores, with a pool of precomputed obfuscators r^n mod n^2.
 /// The obfuscator is ~99.9% of an encryption's cost and does not depend on the plaintext, so it can be computed
 /// ahead of time (between training rounds, <see cref="StartPrecompute"/>) and the hot path becomes one
-/// multiplication mod n^2. Given the private key, obfuscators come from the CRT path (3-4x cheaper); with only the
-/// public key from the fixed-base DJN table (<see cref="FixedBaseObfuscator"/>) unless <see cref="Textbook"/>.
+/// multiplication mod n^2. Obfuscators come from the fixed-base DJN table (<see cref="FixedBaseObfuscator"/>); given
+/// the private key, from the same table split by CRT (<see cref="CrtFixedBaseObfuscator"/>, about 4x cheaper); with
+/// <see cref="Textbook"/>, r^n for uniform r (by CRT for the key holder).
 /// Thread-safe.
 /// </summary>
 public sealed class PaillierEncryptor : IDisposable
@@ -22,8 +23,8 @@ public sealed class PaillierEncryptor : IDisposable
     public FixedPointCodec Codec { get; }
     /// <summary>Degree of parallelism of the batch calls (default: all cores).</summary>
     public int Parallelism { get; init; } = Environment.ProcessorCount;
-    /// <summary>Public-key mode only: r^n for uniform r (textbook) instead of the fixed-base DJN obfuscator
-    /// (the default; see <see cref="FixedBaseObfuscator"/> for its security assumption).</summary>
+    /// <summary>r^n for uniform r (textbook) instead of the fixed-base DJN obfuscator (the default; see
+    /// <see cref="FixedBaseObfuscator"/> for its security assumption).</summary>
     public bool Textbook { get; init; }
 
     /// <summary>Encrypts under someone else's public key (no CRT).</summary>
@@ -89,7 +90,9 @@ public sealed class PaillierEncryptor : IDisposable
 
     BigInteger TakeObfuscator() => pool.TryDequeue(out var r) ? r : NewObfuscator();
 
-    BigInteger NewObfuscator() => privateKey?.NewObfuscator() ?? (Textbook ? PublicKey.NewObfuscator() : PublicKey.NewFastObfuscator());
+    BigInteger NewObfuscator() => privateKey is { } sk
+        ? (Textbook ? sk.NewObfuscator() : sk.NewFastObfuscator())
+        : Textbook ? PublicKey.NewObfuscator() : PublicKey.NewFastObfuscator();
 
     ParallelOptions Options() => new() { MaxDegreeOfParallelism = Parallelism };
 

@@ -95,6 +95,29 @@ public static class Homomorphic
         return mont.ImportAll(cts.AsSpan(offset, count).ToArray().Select(c => c.Value).ToArray(), scratch);
     }
 
+    /// <summary>out[i] = prod_k bases[i][k]^exps[i][k] = E(sum_k exps[i][k] m_ik): one short multi-exponentiation per row,
+    /// rows spread over the cores.</summary>
+    public static PaillierCiphertext[] RowSums(PaillierPublicKey key, PaillierCiphertext[][] bases, long[][] exps)
+    {
+        var result = new PaillierCiphertext[bases.Length];
+        if (!Montgomery.Available)
+        {
+            Parallel.For(0, bases.Length, Cores, i => result[i] = WeightedSumNaive(key, bases[i], exps[i].Select(e => (BigInteger)e).ToArray()));
+            return result;
+        }
+        using var mont = new Montgomery(key.NSquared);
+        var width = bases.Length == 0 ? 0 : bases[0].Length;
+        Parallel.For(0, bases.Length, Cores, () => (Kernel: new MultiExp(mont, MultiExp.Window(width, 56)), Scratch: new Montgomery.Scratch(mont.Limbs)),
+            (i, _, local) =>
+            {
+                using var v = mont.ImportAll(bases[i].Select(c => c.Value).ToArray(), local.Scratch);
+                result[i] = new PaillierCiphertext(local.Kernel.Compute(v, 0, exps[i]));
+                return local;
+            },
+            local => { local.Kernel.Dispose(); local.Scratch.Dispose(); });
+        return result;
+    }
+
     /// <summary>Elementwise E(a_i + b_i).</summary>
     public static PaillierCiphertext[] Add(PaillierPublicKey key, PaillierCiphertext[] a, PaillierCiphertext[] b)
     {

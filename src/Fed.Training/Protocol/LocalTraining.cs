@@ -97,6 +97,8 @@ public static class LocalTraining
                 ["epochs"] = guest.Losses.Count, ["stop_reason"] = guest.StopReason,
                 ["final_loss"] = guest.Losses.Count > 0 ? guest.Losses[^1] : null,
                 ["loss_per_epoch"] = guest.Losses,
+                ["holdout"] = guest.Holdout?.ToJson(),
+                ["warnings"] = Warnings(guest),
                 ["seconds"] = new Dictionary<string, object>
                 {
                     ["load"] = loadSeconds, ["total"] = clock.Elapsed.TotalSeconds,
@@ -114,6 +116,11 @@ public static class LocalTraining
             foreach (var m in nets) await m.DisposeAsync();
         }
     }
+
+    /// <summary>What a person should look at: a run that stopped at --max-iter has not converged.</summary>
+    public static string[] Warnings(PartyOutcome guest) => guest.StopReason == "max-iter"
+        ? [$"stop_reason: max-iter: training stopped after {guest.Losses.Count} epochs without converging (raise --max-iter or --tolerance)"]
+        : [];
 
     /// <summary>Runs a role; on failure tells every peer (so they stop instead of waiting) and rethrows.</summary>
     public static async Task<T> Guarded<T>(IMessenger net, Func<Task<T>> run)

@@ -15,13 +15,15 @@ namespace Fed.Training.Protocol;
 /// <item><c>mask</c>: values of Z_n masked by a uniformly random element of Z_n only the receiver knows;</item>
 /// <item><c>pk</c>: a public key;</item>
 /// <item><c>psi</c>: PSI protocol elements (blinded/hashed ids, tokens), from the PSI role classes;</item>
-/// <item><c>ctl</c>: control values (small JSON: sizes, hyper-parameters, iteration, stop decision, aggregate loss).</item>
+/// <item><c>ctl</c>: control values (small JSON: sizes, hyper-parameters, iteration, stop decision, aggregate loss);</item>
+/// <item><c>score</c>: a host's partial scores of the held-out rows after training (the federated prediction the guest
+/// evaluates the model with; what serving sends the initiator for those ids).</item>
 /// </list>
 /// The privacy test checks every recorded message against this list.
 /// </summary>
 public sealed class Message
 {
-    public static readonly string[] Classes = ["ct", "mask", "pk", "psi", "ctl"];
+    public static readonly string[] Classes = ["ct", "mask", "pk", "psi", "ctl", "score"];
     public Dictionary<string, byte[]> Parts { get; } = new(StringComparer.Ordinal);
 
     public Message Put(string name, byte[] data)

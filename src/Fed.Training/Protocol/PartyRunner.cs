@@ -31,9 +31,9 @@ public sealed class PartyConfig
     [JsonPropertyName("out")] public string? Out { get; set; }
     [JsonPropertyName("kind")] public string Kind { get; set; } = "logistic";
     [JsonPropertyName("psi")] public string Psi { get; set; } = "ecdh";
-    [JsonPropertyName("max_iter")] public int MaxIter { get; set; } = 30;
-    [JsonPropertyName("learning_rate")] public double LearningRate { get; set; } = 0.3;
-    [JsonPropertyName("l2")] public double L2 { get; set; } = 0.01;
+    [JsonPropertyName("max_iter")] public int MaxIter { get; set; } = 100;
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; set; } = 1.0;
+    [JsonPropertyName("l2")] public double L2 { get; set; } = 1.0;
     [JsonPropertyName("batch_size")] public int BatchSize { get; set; }
     [JsonPropertyName("key_bits")] public int KeyBits { get; set; } = 2048;
     /// <summary>Accept Paillier keys under 2048 bits (tests, demo, benchmarks only). Each party's own setting.</summary>
@@ -118,6 +118,8 @@ public static class PartyRunner
             "host" => new HostRole(net, table!, c.Guest, c.Arbiter, c.Hosts, options.Kind, c.InsecureTestKeyBits, log).RunAsync(ct),
             _ => new ArbiterRole(net, c.Guest, c.Hosts, c.InsecureTestKeyBits, log).RunAsync(ct),
         });
+        foreach (var w in c.Role == "guest" ? LocalTraining.Warnings(outcome) : []) log?.Invoke($"{c.Party}: warning: {w}");
+        if (outcome.Holdout != null) log?.Invoke($"{c.Party}: held-out: {outcome.Holdout}");
         if (outcome.Model != null)
         {
             var path = Path.Combine(c.Out!, $"{c.Party}.model.json");
@@ -127,6 +129,7 @@ public static class PartyRunner
                 {
                     ["ok"] = true, ["party"] = c.Party, ["intersection"] = outcome.Intersection, ["train_rows"] = outcome.TrainRows,
                     ["epochs"] = outcome.Losses.Count, ["stop_reason"] = outcome.StopReason, ["loss_per_epoch"] = outcome.Losses, ["seconds"] = outcome.Seconds,
+                    ["holdout"] = outcome.Holdout?.ToJson(), ["warnings"] = LocalTraining.Warnings(outcome),
                 }, outcome.Losses, $"{c.ModelId}: loss per epoch");
         }
         return outcome;

@@ -45,7 +45,8 @@ public sealed record Plan(
 }
 
 /// <summary>Arbiter -> parties after each epoch. The aggregate loss goes to the guest only (for its report).</summary>
-public sealed record Decision(int Epoch, bool Stop, string? Reason, double? Loss);
+/// Restart: the loss rose, every party resets its optimizer's momentum.
+public sealed record Decision(int Epoch, bool Stop, string? Reason, double? Loss, bool Restart = false);
 
 /// <summary>What one party ends with.</summary>
 public sealed class PartyOutcome
@@ -60,4 +61,6 @@ public sealed class PartyOutcome
     public Dictionary<string, double> Seconds { get; init; } = new();
     /// <summary>Standardized weights (what the protocol trained), for comparisons with the plain trainer.</summary>
     public Train.PartyWeights? Weights { get; init; }
+    /// <summary>The guest's held-out evaluation (null when no row was held out).</summary>
+    public Train.Holdout? Holdout { get; init; }
 }

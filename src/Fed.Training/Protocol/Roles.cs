@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics;
 using Fed.Core;
 using Fed.Core.Model;
+using Fed.Core.Scoring;
 using Fed.Training.Crypto;
 using Fed.Training.Data;
 using Fed.Training.Psi;
@@ -43,9 +44,10 @@ public abstract class DataParty
         PartialModel.TryParseKind(plan.Kind, out var kind);
         var training = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["algorithm"] = "vertical-hetero-" + plan.Kind + (kind == ModelKind.Linear ? "" : "-taylor2") + (kind == ModelKind.Softmax ? "-ovr" : ""),
+            ["algorithm"] = "vertical-hetero-" + plan.Kind + kind switch { ModelKind.Linear => "", ModelKind.Softmax => "-multinomial-fourier", _ => "-fourier-sigmoid" },
+            ["optimizer"] = "per-party preconditioned nesterov with restart",
             ["created_at"] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"),
-            ["learning_rate"] = plan.LearningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+            ["step"] = plan.LearningRate.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["l2"] = plan.L2.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
             ["batch_size"] = plan.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["key_bits"] = plan.KeyBits.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -105,13 +107,14 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         CheckKey(key, plan, options.InsecureTestKeyBits);
 
         var K = encoding.Outputs; var d = table.Features.Length; var n = train.Length;
-        var W = Enumerable.Range(0, K).Select(_ => new double[d]).ToArray();
-        var bias = new double[K];
+        var opt = new BlockNesterov(x, K, intercept: true, Objective.Curvature(options.Kind), options.L2 / n, options.LearningRate);
         var codec = new FixedPointCodec(key, F);
         var codec2 = new FixedPointCodec(key, 2 * F);
+        var codecRes = new FixedPointCodec(key, Residuals.Bits(options.Kind));
         using var enc = new PaillierEncryptor(key, codec);
-        var a = Objective.ResidualScale(options.Kind);
-        var q = Objective.LossQuadratic(options.Kind);
+        using var encRes = new PaillierEncryptor(key, codecRes);
+        var logistic = options.Kind == ModelKind.Logistic;
+        var series = options.Kind == ModelKind.Softmax ? SoftmaxSeries.For(K) : null;
         var losses = new List<double>();
         var stop = "";
         var fx = options.FeatureBits;
@@ -125,24 +128,19 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                 var batch = batches[b];
                 var m = batch.Length;
                 var t1 = Now;
-                // z_g and the host parts [[Z]] = prod_h [[z_h]]
+                // z_g at the optimizer's look-ahead point (intercept last)
                 var zg = new double[K * m];
                 for (var c = 0; c < K; c++)
                     for (var k = 0; k < m; k++)
                     {
-                        var row = x[batch[k]]; var z = bias[c];
-                        for (var f = 0; f < d; f++) z += W[c][f] * row[f];
+                        var row = x[batch[k]]; var v = opt.V[c]; var z = v[d];
+                        for (var f = 0; f < d; f++) z += v[f] * row[f];
                         zg[c * m + k] = z;
                     }
-                // b encrypted afresh before the hosts' parts arrive (it depends only on z_g and y): with parties on
-                // separate machines this overlaps the hosts' forward encryption instead of following it
-                var offs = new double[K * m];
-                for (var c = 0; c < K; c++)
-                    for (var k = 0; k < m; k++)
-                        offs[c * m + k] = Objective.ResidualOffset(options.Kind, zg[c * m + k], targets[c][batch[k]]);
-                var fresh = enc.EncryptBatch(offs);
+                // linear: b = z_g - y encrypted afresh before the hosts' parts arrive (it depends only on z_g and y)
+                var fresh = options.Kind != ModelKind.Linear ? null : enc.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Objective.LinearOffset(zg[i], targets[i / m][batch[i % m]])).ToArray());
                 var fwd = new Message[hosts.Count];
-                for (var h = 0; h < hosts.Count; h++) fwd[h] = await Net.ReceiveAsync(hosts[h], tag + "fwd", ct);
+                for (var h = 0; h < hosts.Count; h++) fwd[h] = (await Net.ReceiveAsync(hosts[h], tag + "fwd", ct)).Exactly($"forward of {hosts[h]}", "ct.sq", "ct.z");
                 var zh = fwd.Select((f, h) => f.Ciphertexts("z", key, K * m, $"forward of {hosts[h]}")).ToArray();
                 var Z = zh[0];
                 for (var h = 1; h < hosts.Count; h++)
@@ -151,8 +149,34 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                     await Net.SendAsync(hosts[h], tag + "zprev", new Message().Ciphertexts("z", key, Z), ct);
                     Z = Homomorphic.Add(key, Z, zh[h]);
                 }
-                // [[Z + b]] with the fresh [[b]] (re-randomizes: the hosts cannot strip their own [[z_h]])
-                var res = Homomorphic.Add(key, Z, fresh);
+                PaillierCiphertext[] res;
+                Residuals.Trig? trig = null;
+                (PaillierCiphertext[] Trig, double[][] U, PaillierCiphertext[] Diff)? soft = null;
+                if (series != null)
+                {
+                    // [[Z_k - Z_0 + R]] to the arbiter (uniform to it mod P 2^F); back come cos/sin of 2 pi w.x / P per frequency
+                    var diff = Residuals.Differences(key, Z, K, m);
+                    var mask = Residuals.SoftmaxMasks(series, diff.Length);
+                    await Net.SendAsync(arbiter, tag + "sig", new Message().Ciphertexts("s", key, Homomorphic.Mask(key, diff, mask.Select(r => r.Full).ToArray())), ct);
+                    var back = (await Net.ReceiveAsync(arbiter, tag + "trig", ct)).Exactly("trigonometric values", "ct.t")
+                        .Ciphertexts("t", key, m * series.Width, "trigonometric values");
+                    var u = Residuals.SoftmaxShifts(zg, mask, K, m);
+                    var offsets = encRes.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Residuals.SoftmaxOffset(series, i / m, targets[i / m][batch[i % m]])).ToArray());
+                    res = Residuals.Softmax(key, series, back, u, offsets);
+                    soft = (back, u, diff);
+                }
+                else if (logistic)
+                {
+                    // [[Z + R]] to the arbiter (uniform to it mod P 2^F); back come [[sin w_j x]], [[cos w_j x]] of x = Z + r mod P
+                    var mask = Residuals.Masks(K * m);
+                    await Net.SendAsync(arbiter, tag + "sig", new Message().Ciphertexts("s", key, Homomorphic.Mask(key, Z, mask.Select(r => r.Full).ToArray())), ct);
+                    var back = (await Net.ReceiveAsync(arbiter, tag + "trig", ct)).Exactly("trigonometric values", "ct.t")
+                        .Ciphertexts("t", key, K * m * Residuals.Width, "trigonometric values");
+                    trig = new Residuals.Trig(back, Enumerable.Range(0, K * m).Select(i => zg[i] - mask[i].Shift).ToArray());
+                    var offsets = encRes.EncryptBatch(Enumerable.Range(0, K * m).Select(i => Residuals.SigmoidOffset(zg[i], targets[i / m][batch[i % m]])).ToArray());
+                    res = Residuals.Sigmoid(key, trig, Z, offsets);
+                }
+                else res = Homomorphic.Add(key, Z, fresh!); // [[Z + b]], b fresh: the hosts cannot strip their own [[z_h]]
                 foreach (var h in hosts) await Net.SendAsync(h, tag + "res", new Message().Ciphertexts("d", key, res), ct);
                 Time("residual", t1);
 
@@ -166,51 +190,96 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
                 await Net.SendAsync(arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
                 Time("gradient", t2);
 
-                // encrypted loss: sum_i P_i/n + c_i/n [[Z_i]] + [[q sum z_h^2/n + reg_h]] + cross terms + reg_g
+                // encrypted loss: sum_i P_i/n + c_i/n [[Z_i]] + [[q sum z_h^2/n + reg_h]] + cross terms + reg_g (+ periodic part)
                 var t3 = Now;
-                var plain = 0.0; var reg = 0.0;
-                var lin = new BigInteger[K * m];
-                for (var c = 0; c < K; c++)
-                    for (var k = 0; k < m; k++)
-                    {
-                        var y = targets[c][batch[k]]; var z = zg[c * m + k];
-                        plain += Objective.LossConstant(options.Kind, z, y) / n;
-                        lin[c * m + k] = Homomorphic.Scalar(Objective.LossLinear(options.Kind, z, y) / n, F);
-                    }
-                foreach (var row in W) foreach (var w in row) reg += w * w;
-                plain += (double)m / n * options.L2 / 2 * reg;
-                var loss = key.Add(enc.Encrypt(codec2.Encode(plain)), Homomorphic.WeightedSum(key, Z, lin));
+                var plain = (double)m / n * options.L2 / n / 2 * opt.PenaltyNorm();
+                PaillierCiphertext encrypted;
+                if (soft is { } sm)
+                {
+                    // the cross-entropy f(delta) - delta_y of every row (SoftmaxSeries)
+                    for (var k = 0; k < m; k++) plain += Residuals.SoftmaxLossConstant(series!, zg, targets, batch, m, k) / n;
+                    encrypted = Residuals.SoftmaxLossSum(key, series!, sm.Trig, sm.U, sm.Diff, targets, batch, 1.0 / n, 2 * F);
+                }
+                else
+                {
+                    var lin = new BigInteger[K * m];
+                    for (var c = 0; c < K; c++)
+                        for (var k = 0; k < m; k++)
+                        {
+                            var y = targets[c][batch[k]]; var z = zg[c * m + k];
+                            plain += Objective.LossConstant(options.Kind, z, y) / n;
+                            lin[c * m + k] = Homomorphic.Scalar(Objective.LossLinear(options.Kind, z, y) / n, F);
+                        }
+                    encrypted = Homomorphic.WeightedSum(key, Z, lin);
+                    if (trig != null) encrypted = key.Add(encrypted, Residuals.SoftplusSum(key, trig, 1.0 / n, 2 * F));
+                }
+                var loss = key.Add(enc.Encrypt(codec2.Encode(plain)), encrypted);
                 foreach (var f in fwd) loss = key.Add(loss, f.Ciphertexts("sq", key, 1, "forward")[0]);
                 for (var h = 1; h < hosts.Count; h++)
-                    loss = key.Add(loss, (await Net.ReceiveAsync(hosts[h], tag + "cross", ct)).Ciphertexts("cross", key, 1, $"cross term of {hosts[h]}")[0]);
+                    loss = key.Add(loss, (await Net.ReceiveAsync(hosts[h], tag + "cross", ct)).Exactly($"cross term of {hosts[h]}", "ct.cross")
+                        .Ciphertexts("cross", key, 1, $"cross term of {hosts[h]}")[0]);
                 await Net.SendAsync(arbiter, tag + "loss", new Message().Ciphertexts("loss", key, [loss]), ct);
                 Time("loss", t3);
 
-                var back = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Masked("g", ElementBytes(key), grads.Length, "gradient");
-                var g = Homomorphic.Unmask(codec, back, masks, F + fx);
-                for (var c = 0; c < K; c++)
-                {
-                    for (var f = 0; f < d; f++) W[c][f] -= options.LearningRate * (a * g[c * (d + 1) + f] / m + options.L2 * W[c][f]);
-                    bias[c] -= options.LearningRate * a * g[c * (d + 1) + d] / m;
-                }
+                var gradBack = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Exactly("gradient", "mask.g").Masked("g", ElementBytes(key), grads.Length, "gradient");
+                var g = Homomorphic.Unmask(codec, gradBack, masks, Residuals.Bits(options.Kind) + fx);
+                opt.Step(Enumerable.Range(0, K).Select(c => Enumerable.Range(0, d + 1).Select(f => g[c * (d + 1) + f] / m).ToArray()).ToArray());
             }
-            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
+            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Exactly("decision", "ctl.json").Control<Decision>("decision");
             if (decision.Loss is { } l) losses.Add(l);
             Log($"{Net.Self}: epoch {epoch + 1}/{options.MaxIter} loss {decision.Loss:G6}");
+            if (decision.Restart) opt.Restart();
             if (decision.Stop) { stop = decision.Reason ?? "stop"; break; }
         }
+        var W = opt.W.Select(r => r[..d]).ToArray();
+        var bias = opt.W.Select(r => r[d]).ToArray();
         var model = BuildModel(plan, Net.Self, PartyRole.Guest, table.Features, std, W, bias, new Dictionary<string, string>
         {
             ["epochs"] = losses.Count.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["final_loss"] = losses.Count > 0 ? losses[^1].ToString("R", System.Globalization.CultureInfo.InvariantCulture) : "",
             ["stop_reason"] = stop, ["psi"] = psi,
         });
+        var holdout = await HoldoutAsync(model, aligned, test, encoding, ct);
         Seconds["total"] = Now;
         return new PartyOutcome
         {
             Party = Net.Self, Model = model, Losses = losses, Intersection = rows.Length, TrainRows = n, TestRows = test.Length,
-            StopReason = stop, Seconds = Seconds, Weights = new PartyWeights(W, bias),
+            StopReason = stop, Seconds = Seconds, Weights = new PartyWeights(W, bias), Holdout = holdout,
         };
+    }
+
+    /// <summary>Held-out evaluation by a federated prediction of the held-out ids: each host sends its partial scores
+    /// (from its final model, Fed.Core's scorer) for them; the guest combines with Fed.Core's combiner.</summary>
+    async Task<Holdout?> HoldoutAsync(PartialModel model, PartyTable aligned, int[] test, LabelEncoding encoding, CancellationToken ct)
+    {
+        if (test.Length == 0) return null;
+        var scoring = ScoringModel.From(model);
+        var partials = new List<double[][]> { HoldoutScores(scoring, aligned, test) };
+        foreach (var h in hosts)
+            partials.Add(Holdout.Unpack((await Net.ReceiveAsync(h, "holdout", ct)).Exactly($"held-out scores of {h}", "score.z").Get("score.z", "held-out scores"),
+                test.Length, scoring.OutputCount, $"held-out scores of {h}"));
+        var predictions = new Prediction[test.Length];
+        for (var i = 0; i < test.Length; i++)
+        {
+            var byParty = new Dictionary<string, double[]>(StringComparer.Ordinal);
+            for (var p = 0; p < partials.Count; p++) byParty[model.Parties[p]] = partials[p][i];
+            predictions[i] = Combiner.Combine(scoring.Signature, byParty, aligned.Ids[test[i]]);
+        }
+        return Holdout.Evaluate(model.Kind, encoding, test.Select(i => aligned.Labels![i]).ToArray(), predictions);
+    }
+
+    /// <summary>Partial scores of the held-out rows with Fed.Core's scorer (raw features; the model's own transform).</summary>
+    internal static double[][] HoldoutScores(ScoringModel scoring, PartyTable aligned, int[] test)
+    {
+        var scorer = new PartialScorer(scoring);
+        var index = scoring.Features.Select(f => Array.IndexOf(aligned.Features, f)).ToArray();
+        return test.Select(r =>
+        {
+            var row = index.Select(j => aligned.Columns[j][r]).ToArray();
+            var s = new double[scoring.OutputCount];
+            scorer.ScoreRow(row, s);
+            return s;
+        }).ToArray();
     }
 
     internal static int ElementBytes(PaillierPublicKey key) => (int)((key.N.GetBitLength() + 7) / 8);
@@ -293,11 +362,10 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, str
         Log($"{Net.Self}: aligned {rows.Length} ids, training on {train.Length}");
 
         var K = plan.Outputs; var d = table.Features.Length; var n = train.Length; var fx = plan.FeatureBits;
-        var W = Enumerable.Range(0, K).Select(_ => new double[d]).ToArray();
+        var opt = new BlockNesterov(x, K, intercept: false, Objective.Curvature(options.Kind), options.L2 / n, options.LearningRate);
         var codec = new FixedPointCodec(key, F);
         var codec2 = new FixedPointCodec(key, 2 * F);
         using var enc = new PaillierEncryptor(key, codec);
-        var a = Objective.ResidualScale(options.Kind);
         var q = Objective.LossQuadratic(options.Kind);
         var xfixed = Homomorphic.FixedRows(x, Enumerable.Range(0, n).ToArray(), fx, appendOne: false);
         var epochs = 0;
@@ -315,25 +383,23 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, str
                 for (var c = 0; c < K; c++)
                     for (var k = 0; k < m; k++)
                     {
-                        var row = x[batch[k]]; var s = 0.0;
-                        for (var f = 0; f < d; f++) s += W[c][f] * row[f];
+                        var row = x[batch[k]]; var v = opt.V[c]; var s = 0.0;
+                        for (var f = 0; f < d; f++) s += v[f] * row[f];
                         z[c * m + k] = s;
                         sq += q * s * s / n;
                     }
-                var reg = 0.0;
-                foreach (var r in W) foreach (var w in r) reg += w * w;
-                sq += (double)m / n * options.L2 / 2 * reg;
+                sq += (double)m / n * options.L2 / n / 2 * opt.PenaltyNorm();
                 var zct = enc.EncryptBatch(z);
                 await Net.SendAsync(guest, tag + "fwd", new Message().Ciphertexts("z", key, zct)
                     .Ciphertexts("sq", key, [enc.Encrypt(codec2.Encode(sq))]), ct);
                 if (index > 0)
                 {
-                    var prev = (await Net.ReceiveAsync(guest, tag + "zprev", ct)).Ciphertexts("z", key, K * m, "previous hosts' forward");
+                    var prev = (await Net.ReceiveAsync(guest, tag + "zprev", ct)).Exactly("previous hosts' forward", "ct.z").Ciphertexts("z", key, K * m, "previous hosts' forward");
                     var scal = z.Select(v => Homomorphic.Scalar(2 * q * v / n, F)).ToArray();
                     await Net.SendAsync(guest, tag + "cross", new Message().Ciphertexts("cross", key, [key.Rerandomize(Homomorphic.WeightedSum(key, prev, scal))]), ct);
                 }
                 Time("forward", t1);
-                var res = (await Net.ReceiveAsync(guest, tag + "res", ct)).Ciphertexts("d", key, K * m, "residual");
+                var res = (await Net.ReceiveAsync(guest, tag + "res", ct)).Exactly("residual", "ct.d").Ciphertexts("d", key, K * m, "residual");
                 var t2 = Now;
                 var grads = new PaillierCiphertext[K * d];
                 var rowsFixed = batch.Select(i => xfixed[i]).ToArray();
@@ -341,24 +407,27 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, str
                 var masks = Homomorphic.Masks(key, grads.Length);
                 await Net.SendAsync(arbiter, tag + "grad", new Message().Ciphertexts("g", key, Homomorphic.Mask(key, grads, masks)), ct);
                 Time("gradient", t2);
-                var back = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Masked("g", GuestRole.ElementBytes(key), grads.Length, "gradient");
-                var g = Homomorphic.Unmask(codec, back, masks, F + fx);
-                for (var c = 0; c < K; c++)
-                    for (var f = 0; f < d; f++) W[c][f] -= options.LearningRate * (a * g[c * d + f] / m + options.L2 * W[c][f]);
+                var back = (await Net.ReceiveAsync(arbiter, tag + "gradback", ct)).Exactly("gradient", "mask.g").Masked("g", GuestRole.ElementBytes(key), grads.Length, "gradient");
+                var g = Homomorphic.Unmask(codec, back, masks, Residuals.Bits(options.Kind) + fx);
+                opt.Step(Enumerable.Range(0, K).Select(c => Enumerable.Range(0, d).Select(f => g[c * d + f] / m).ToArray()).ToArray());
             }
-            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Control<Decision>("decision");
+            var decision = (await Net.ReceiveAsync(arbiter, $"e{epoch}.decision", ct)).Exactly("decision", "ctl.json").Control<Decision>("decision");
             epochs = epoch + 1;
+            if (decision.Restart) opt.Restart();
             if (decision.Stop) { stop = decision.Reason ?? "stop"; break; }
         }
-        var model = BuildModel(plan, Net.Self, PartyRole.Host, table.Features, std, W, [], new Dictionary<string, string>
+        var model = BuildModel(plan, Net.Self, PartyRole.Host, table.Features, std, opt.W, [], new Dictionary<string, string>
         {
             ["epochs"] = epochs.ToString(System.Globalization.CultureInfo.InvariantCulture), ["stop_reason"] = stop, ["psi"] = hello.Psi,
         });
+        if (test.Length > 0)
+            await Net.SendAsync(guest, "holdout", new Message().Put("score.z",
+                Holdout.Pack(GuestRole.HoldoutScores(ScoringModel.From(model), aligned, test))), ct);
         Seconds["total"] = Now;
         return new PartyOutcome
         {
             Party = Net.Self, Model = model, Intersection = rows.Length, TrainRows = n, TestRows = test.Length, StopReason = stop,
-            Seconds = Seconds, Weights = new PartyWeights(W, []),
+            Seconds = Seconds, Weights = new PartyWeights(opt.W, []),
         };
     }
 
@@ -408,6 +477,9 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
         var pkMsg = new Message().Put("pk.paillier", key.ToBytes());
         foreach (var p in hosts.Prepend(guest)) await Net.SendAsync(p, "pubkey", pkMsg, ct);
         var codec2 = new FixedPointCodec(key, 2 * F);
+        using var encTrig = new PaillierEncryptor(sk, new FixedPointCodec(key, Residuals.TrigBits)); // CRT fixed-base: the arbiter's bulk of work
+        var nonlinear = options.Kind != ModelKind.Linear; // logistic and softmax: a masked round per batch
+        var series = options.Kind == ModelKind.Softmax ? SoftmaxSeries.For(plan.Outputs) : null;
         var bytes = GuestRole.ElementBytes(key);
         var losses = new List<double>();
         string? stop;
@@ -419,6 +491,32 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
             {
                 var tag = $"e{epoch}.b{b}.";
                 var m = batches[b].Length;
+                if (nonlinear)
+                {
+                    // exactly one masked [[Z + R]] per row and output (softmax: per row and score difference); back go the
+                    // encrypted sines and cosines of x
+                    var expected = series != null ? (plan.Outputs - 1) * m : plan.Outputs * m;
+                    var s = (await Net.ReceiveAsync(guest, tag + "sig", ct)).Exactly("masked forward", "ct.s").Ciphertexts("s", key, expected, "masked forward");
+                    var t1 = Now;
+                    var x = new BigInteger[s.Length];
+                    Parallel.For(0, s.Length, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i => x[i] = sk.Decrypt(s[i]));
+                    double[] values;
+                    if (series != null)
+                    {
+                        values = new double[m * series.Width];
+                        for (var i = 0; i < m; i++) Residuals.SoftmaxTrigValues(series, x, m, i, values.AsSpan(i * series.Width, series.Width));
+                    }
+                    else
+                    {
+                        values = new double[s.Length * Residuals.Width];
+                        for (var i = 0; i < x.Length; i++) Residuals.TrigValues(x[i], values.AsSpan(i * Residuals.Width, Residuals.Width));
+                    }
+                    lock (Seconds) Time("decrypt", t1);
+                    var t2 = Now;
+                    var encrypted = encTrig.EncryptBatch(values);
+                    lock (Seconds) Time("encrypt", t2);
+                    await Net.SendAsync(guest, tag + "trig", new Message().Ciphertexts("t", key, encrypted), ct);
+                }
                 await Task.WhenAll(hosts.Prepend(guest).Select(async (p, pi) =>
                 {
                     var cts = (await Net.ReceiveAsync(p, tag + "grad", ct)).Exactly($"gradient of {p}", "ct.g")
@@ -435,9 +533,10 @@ public sealed class ArbiterRole(IMessenger net, string guest, IReadOnlyList<stri
             if (!double.IsFinite(loss)) throw new FedFailureException($"the loss diverged at epoch {epoch + 1}; lower --learning-rate");
             losses.Add(loss);
             stop = Convergence.Decide(options, losses);
-            Log($"{Net.Self}: epoch {epoch + 1} loss {loss:G6}{(stop is null ? "" : $" -> stop ({stop})")}");
-            await Net.SendAsync(guest, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, loss)), ct);
-            foreach (var h in hosts) await Net.SendAsync(h, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, null)), ct);
+            var restart = Convergence.Restart(losses);
+            Log($"{Net.Self}: epoch {epoch + 1} loss {loss:G6}{(restart ? " (momentum restart)" : "")}{(stop is null ? "" : $" -> stop ({stop})")}");
+            await Net.SendAsync(guest, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, loss, restart)), ct);
+            foreach (var h in hosts) await Net.SendAsync(h, $"e{epoch}.decision", new Message().Control(new Decision(epoch, stop != null, stop, null, restart)), ct);
             if (stop != null) break;
         }
         Seconds["total"] = Now;

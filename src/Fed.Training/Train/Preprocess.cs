@@ -77,6 +77,9 @@ public sealed class LabelEncoding
                 var distinct = labels.Distinct().OrderBy(v => v).ToArray();
                 if (distinct.Length < 2) throw new BadInputException($"{source}: softmax needs at least 2 classes, the labels hold {distinct.Length}");
                 if (distinct.Length > 100) throw new BadInputException($"{source}: {distinct.Length} distinct labels: that looks like a numeric target; use --kind linear");
+                if (distinct.Length != SoftmaxSeries.MaxClasses)
+                    throw new BadInputException($"{source}: {distinct.Length} classes; multinomial softmax training supports {SoftmaxSeries.MaxClasses}" +
+                        (distinct.Length == 2 ? " (for 2 classes use --kind logistic)" : " (its masked series grows as (2J+1)^(K-1))"));
                 return new LabelEncoding { Kind = kind, Classes = distinct.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)).ToArray() };
         }
     }

@@ -8,13 +8,16 @@ public sealed record TrainOptions
 {
     public ModelKind Kind { get; init; } = ModelKind.Logistic;
     /// <summary>Epochs (passes over the aligned training rows). The arbiter may stop earlier.</summary>
-    public int MaxIter { get; init; } = 30;
-    public double LearningRate { get; init; } = 0.3;
-    /// <summary>L2 penalty alpha: loss += alpha/2 * ||w||^2 (intercepts excluded).</summary>
-    public double L2 { get; init; } = 0.01;
+    public int MaxIter { get; init; } = 100;
+    /// <summary>Multiplier of each party's preconditioned step (<see cref="BlockNesterov"/>); 1 is the curvature-bound step.</summary>
+    public double LearningRate { get; init; } = 1.0;
+    /// <summary>L2 penalty lambda, as scikit-learn defines it: the objective is sum_i loss_i + lambda/2 ||w||^2
+    /// (intercepts excluded), i.e. LogisticRegression(C = 1/lambda) and Ridge(alpha = lambda). Reported losses are
+    /// that objective divided by the training-row count n.</summary>
+    public double L2 { get; init; } = 1.0;
     /// <summary>Rows per mini-batch; 0 = the whole training set.</summary>
     public int BatchSize { get; init; } = 0;
-    /// <summary>Stop when |loss(epoch) - loss(epoch-1)| &lt; Tolerance.</summary>
+    /// <summary>Stop when |loss(epoch) - loss(epoch-1)| &lt;= Tolerance * |loss(epoch)| (relative change).</summary>
     public double Tolerance { get; init; } = 1e-6;
     /// <summary>Stop when the loss falls below this value (null: no threshold).</summary>
     public double? LossThreshold { get; init; }
