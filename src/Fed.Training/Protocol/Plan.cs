@@ -60,4 +60,6 @@ public sealed class PartyOutcome
     public Dictionary<string, double> Seconds { get; init; } = new();
     /// <summary>Standardized weights (what the protocol trained), for comparisons with the plain trainer.</summary>
     public Train.PartyWeights? Weights { get; init; }
+    /// <summary>Transfer learning only: the party's part on customers only the other party holds (over the common features).</summary>
+    public PartialModel? Completion { get; init; }
 }
