@@ -106,6 +106,121 @@ public class TransferTests(ITestOutputHelper output)
         Assert.True(centralAuc >= transferAuc - 0.02, $"centralized {centralAuc:F4} far below transfer {transferAuc:F4}");
     }
 
+    static readonly HashSet<string> ControlFields =
+    [
+        "Kind", "Common", "Guest", "Host", "Arbiter",                                   // TransferHello
+        "TrainRows", "Features",                                                       // TransferInfo
+        "Parties", "TestBuckets", "MaxIter", "LearningRate", "L2", "Tolerance", "LossThreshold", "KeyBits", "ModelId", "Version", // TransferPlan
+        "Epoch", "Stop", "Reason", "Loss",                                             // Decision
+    ];
+
+    static readonly Dictionary<string, string[]> PartsByTag = new()
+    {
+        ["hello"] = ["ctl.json"], ["info"] = ["ctl.json"], ["plan"] = ["ctl.json"], ["pubkey"] = ["pk.paillier"], ["gram"] = ["ct.S"],
+        ["beta"] = ["ct.beta"], ["G"] = ["ct.G"], ["grad"] = ["ct.g"], ["loss"] = ["ct.loss"], ["gradback"] = ["mask.g"], ["decision"] = ["ctl.json"],
+    };
+
+    /// <summary>
+    /// Records every message at the receiving endpoint of a full transfer run and checks that mapping coefficients,
+    /// completed features, either party's weights (and its completion coefficients), features and labels never cross in
+    /// the clear: only ciphertexts under the arbiter's key, masked values (to their owner), the public key and the agreed
+    /// control fields cross; the arbiter receives only masked gradients and loss ciphertexts.
+    /// </summary>
+    [Fact]
+    public async Task MappingCoefficientsCompletedFeaturesAndWeightsNeverCrossInTheClear()
+    {
+        var split = MakeSplit();
+        var parties = new List<LocalParty> { new("bank", split.Small), new("insurer", split.Large) };
+        var log = new ConcurrentQueue<(string From, string To, string Tag, byte[] Body)>();
+        var o = Options with { MaxIter = 4 };
+        var fed = await TransferLocal.RunAsync(parties, "id", "y", o, Path.Combine(split.Dir, "models"), output.WriteLine,
+            (from, to, tag, body) => log.Enqueue((from, to, tag, body)));
+
+        var tables = parties.Select(p => PartyTable.Load(p.Path, "id", "y")).ToArray();
+        var sides = tables.Select((t, i) => TransferSide.Prepare(parties[i].Name, t, Common, 3, ModelKind.Logistic)).ToArray();
+        var sensitive = new HashSet<long>();
+        var fixedPoint = new List<byte[]>();
+        void Add(double x, bool fixedToo = false)
+        {
+            if (x is 0 or 1 or -1 || double.IsNaN(x)) return; // too common to attribute; covered by the structure checks
+            sensitive.Add(BitConverter.DoubleToInt64Bits(x));
+            // a 53-bit fixed-point encoding of at least 6 bytes (|x| >= 2^-13) is specific enough to search for
+            if (fixedToo && BigInteger.Abs(Homomorphic.Scalar(x, 53)).ToByteArray(isUnsigned: true, isBigEndian: true) is { Length: >= 6 } b) fixedPoint.Add(b);
+        }
+        for (var s = 0; s < 2; s++)
+        {
+            var side = sides[s]; var other = sides[1 - s];
+            foreach (var col in side.Table.Columns) foreach (var x in col) Add(x);
+            foreach (var row in side.X) foreach (var x in row) Add(x);
+            // Mapping coefficients (own features' ridge rows) and, with the final weights, the completion coefficients.
+            foreach (var (row, f) in side.J.Select((r, f) => (r, f)))
+                if (!side.CommonIndex.Contains(f)) foreach (var x in row) Add(x, true);
+            var w = fed.Outcomes[s].Weights!.W[0];
+            foreach (var x in w) Add(x, true);
+            foreach (var x in side.Gamma(w)) Add(x, true);
+            foreach (var x in side.RawCompletion(w, s == 0 ? fed.Outcomes[0].Weights!.Intercepts[0] : 0)) Add(x, true);
+            // Completed features: this party's own features completed for the other party's customers.
+            foreach (var c in other.CRaw)
+                foreach (var (row, f) in side.J.Select((r, f) => (r, f)))
+                {
+                    if (side.CommonIndex.Contains(f)) continue;
+                    var v = 0.0;
+                    for (var k = 0; k < c.Length; k++) v += row[k] * (c[k] - side.Std.Mean[side.CommonIndex[k]]) / side.Std.Std[side.CommonIndex[k]];
+                    Add(v); Add(v * side.Std.Std[f] + side.Std.Mean[f]);
+                }
+        }
+        Assert.True(fixedPoint.Count > 50, $"{fixedPoint.Count} fixed-point coefficients");
+
+        BigInteger? n = null;
+        var counts = new Dictionary<string, int>();
+        foreach (var (from, to, tag, body) in log)
+        {
+            Assert.NotEqual(from, to);
+            var kind = tag.Contains('.') ? tag[(tag.IndexOf('.') + 1)..] : tag;
+            Assert.True(PartsByTag.ContainsKey(kind), $"unexpected message '{tag}'");
+            var msg = Message.Decode(body);
+            Assert.Equal(PartsByTag[kind].Order(), msg.Parts.Keys.Order());
+            if (kind is "grad" or "loss") Assert.Equal("arbiter", to);
+            if (kind is "gradback") Assert.Equal("arbiter", from);
+            if (to == "arbiter") Assert.Contains(kind, new[] { "plan", "grad", "loss" });
+            foreach (var (name, data) in msg.Parts)
+            {
+                var cls = name[..name.IndexOf('.')];
+                counts[cls] = counts.GetValueOrDefault(cls) + 1;
+                switch (cls)
+                {
+                    case "pk": Assert.Equal("arbiter", from); n = new BigInteger(data, isUnsigned: true, isBigEndian: true); break;
+                    case "ctl":
+                        Assert.True(data.Length < 2048, $"control message '{tag}' is {data.Length} bytes");
+                        using (var doc = JsonDocument.Parse(data))
+                            foreach (var p in doc.RootElement.EnumerateObject())
+                            {
+                                Assert.True(ControlFields.Contains(p.Name), $"control message '{tag}' has an unexpected field '{p.Name}'");
+                                if (p.Value.ValueKind == JsonValueKind.Array) Assert.True(p.Value.GetArrayLength() <= 16);
+                                if (p.Name == "Loss" && p.Value.ValueKind != JsonValueKind.Null) Assert.Equal("bank", to); // the aggregate loss goes to the guest only
+                            }
+                        break;
+                    case "ct": Assert.NotNull(n); PrivacyTests.CheckCiphertexts(data, n!.Value); break;
+                    case "mask": Assert.NotNull(n); PrivacyTests.CheckMasked(data, n!.Value); break;
+                    default: Assert.Fail($"class '{cls}' in transfer message '{tag}'"); break;
+                }
+                for (var i = 0; i + 8 <= data.Length; i++)
+                {
+                    var le = BitConverter.ToInt64(data, i);
+                    Assert.False(sensitive.Contains(le) || sensitive.Contains(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(le)),
+                        $"message {from}->{to} '{tag}' part '{name}' holds a plaintext value at byte {i}");
+                }
+                foreach (var fp in fixedPoint)
+                    Assert.False(data.AsSpan().IndexOf(fp) >= 0, $"message {from}->{to} '{tag}' part '{name}' holds a 53-bit fixed-point coefficient");
+            }
+        }
+        output.WriteLine($"{log.Count} messages checked ({sensitive.Count} sensitive doubles, {fixedPoint.Count} fixed-point coefficients): " +
+            string.Join(", ", counts.Select(c => $"{c.Key} x{c.Value}")));
+        Assert.Equal(4, fed.Outcomes[0].Losses.Count);
+        // 4 epochs: per epoch 2 beta + 2 G + 2 grad + 2 loss + 2 gradback + 2 decision; setup hello, info, 2 plan, 2 pubkey, 2 gram.
+        Assert.Equal(4 * 12 + 8, log.Count);
+    }
+
     static double[] Score(ScoringModel m, PartyTable t, int r)
     {
         var x = m.Features.Select(f => t.Columns[Array.IndexOf(t.Features, f)][r]).ToArray();

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Text.Json.Serialization;
 using Fed.Core;
 using Fed.Core.Model;
 using Fed.Training.Crypto;
@@ -19,8 +20,8 @@ public sealed record TransferPlan(
     string Kind, string[] Common, string[] Parties, int[] TrainRows, int[] Features, int TestBuckets,
     int MaxIter, double LearningRate, double L2, double Tolerance, double? LossThreshold, int KeyBits, string ModelId, int Version)
 {
-    public int Total => TrainRows.Sum();
-    public ModelKind ModelKind { get { PartialModel.TryParseKind(Kind, out var k); return k; } }
+    [JsonIgnore] public int Total => TrainRows.Sum();
+    [JsonIgnore] public ModelKind ModelKind { get { PartialModel.TryParseKind(Kind, out var k); return k; } }
 
     public TrainOptions ToOptions() => new()
     {
