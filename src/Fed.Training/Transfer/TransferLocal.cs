@@ -4,7 +4,6 @@ using Fed.Core.Model;
 using Fed.Training.Data;
 using Fed.Training.Protocol;
 using Fed.Training.Train;
-using Fed.Training.Transport;
 
 namespace Fed.Training.Transfer;
 
@@ -34,12 +33,8 @@ public static class TransferLocal
         // Local run: the agreed common features are the shared column names (the plan carries them, the host checks them).
         var common = TransferSide.CommonFeatures(tables[0], tables[1]);
         var names = new[] { parties[0].Name, parties[1].Name, LocalTraining.ArbiterName };
-        var nets = new List<HttpMessenger>();
-        try
+        return await LocalTraining.OnLoopbackAsync(names, tap, null, async nets =>
         {
-            foreach (var name in names) nets.Add(await HttpMessenger.StartAsync(name, PartyCertificates.Create(name)));
-            var endpoints = nets.Select(m => new PeerEndpoint(m.Self, m.Url, m.CertSha256)).ToList();
-            foreach (var m in nets) { m.Connect(endpoints); m.Tap = tap; }
             var tasks = new List<Task<PartyOutcome>>
             {
                 LocalTraining.Guarded(nets[0], () => new TransferPartyRole(nets[0], tables[0], null, names[1], names[2], options, common, options.InsecureTestKeyBits, log).RunAsync(ct)),
@@ -79,11 +74,7 @@ public static class TransferLocal
             };
             TrainingReport.Write(outDir, summary, guest.Losses, $"{options.ModelId}: transfer {PartialModel.KindName(options.Kind)} loss per epoch");
             return new LocalTrainingResult { Outcomes = outcomes, ModelPaths = paths, ReportPath = Path.Combine(outDir, "report.json"), Summary = summary };
-        }
-        finally
-        {
-            foreach (var m in nets) await m.DisposeAsync();
-        }
+        });
     }
 }
 
