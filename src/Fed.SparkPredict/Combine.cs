@@ -22,6 +22,9 @@ public sealed class CombinedPredictions
     public double[][]? Probabilities { get; init; }
     public required List<MissingSample> Missing { get; init; }
     public Dictionary<string, long> RowsByParty { get; init; } = [];
+    /// <summary>Transfer-learning models only: per row, the parties whose part was computed from their completion model
+    /// (the customer is not theirs), joined by ';'; "" when every part is a party's own. Null for other models.</summary>
+    public string[]? Completed { get; init; }
 
     public int Count => Ids.Length;
     public string? ClassLabel(int r) => PartialModel.HasClasses(Model.Kind) ? Model.Classes[PredictedClass![r]] : null;

@@ -119,7 +119,7 @@ public class PrivacyTests(ITestOutputHelper output)
     }
 
     /// <summary>Every element is in Z*_{n^2} and not a trivial (unrandomized) encryption 1 + m n.</summary>
-    static void CheckCiphertexts(byte[] data, BigInteger n)
+    internal static void CheckCiphertexts(byte[] data, BigInteger n)
     {
         var nsq = n * n;
         var size = (int)((nsq.GetBitLength() + 7) / 8);
@@ -133,7 +133,7 @@ public class PrivacyTests(ITestOutputHelper output)
     }
 
     /// <summary>Masked values are uniform in Z_n: none is a small signed fixed-point number (a plain gradient).</summary>
-    static void CheckMasked(byte[] data, BigInteger n)
+    internal static void CheckMasked(byte[] data, BigInteger n)
     {
         var size = (int)((n.GetBitLength() + 7) / 8);
         Assert.Equal(0, data.Length % size);

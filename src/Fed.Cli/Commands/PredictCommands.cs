@@ -112,7 +112,7 @@ public static class PredictCommands
                 }
                 if (a.Opt("emit-sql") is { } emit) o.Progress($"  combine SQL written to {CombineJob.RunSql(w, a.Get("model-id"), a.IntOpt("version"), Part(a), "emit", emit)["emitted_sql"]}");
                 var res = CombineJob.Run(w, a.Get("model-id"), a.IntOpt("version"), Part(a), a.Get("input"), a.Opt("report"), o.Progress, parquetOut);
-                o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
+                o.Say($"{res.Predictions.Count:N0} predictions -> {res.Table}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored){(res.Predictions.Completed is { } done ? $"; {done.Count(c => c.Length > 0):N0} with completed parts (column 'completed')" : "")}; report {res.ReportPath}");
                 var report = new Dictionary<string, object?>(res.Report) { ["ok"] = true, ["report"] = res.ReportPath };
                 o.Result(report);
                 if (a.IntOpt("hour") is null) a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
@@ -129,8 +129,9 @@ public static class PredictCommands
             {
                 if (a.Opt("initiator") != null && !a.Flag("masked")) throw new BadInputException("--initiator goes with --masked");
                 var res = LocalPredictor.Run(a.Get("models"), a.Pairs("party"), a.Get("out"), a.Get("id-column"), a.Opt("report"), a.Flag("masked"), a.Opt("initiator"));
-                o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored); report {res.ReportPath}");
+                o.Say($"{res.Predictions.Count:N0} predictions -> {res.OutPath}; {res.Predictions.Missing.Count:N0} samples missing at some party (not scored){(res.Predictions.Completed is { } done ? $"; {done.Count(c => c.Length > 0):N0} with completed parts (column 'completed')" : "")}; report {res.ReportPath}");
                 o.Result(new { ok = true, predictions = res.Predictions.Count, missing = res.Predictions.Missing.Count, out_path = res.OutPath, report = res.ReportPath,
+                    completed = res.Predictions.Completed?.Where(c => c.Length > 0).GroupBy(c => c).ToDictionary(g => g.Key, g => g.Count()),
                     rejected = res.Runs.ToDictionary(kv => kv.Key, kv => kv.Value.RowsRejected) });
                 a.RequireNonEmpty(res.Predictions.Count, $"0 predictions: no sample is present at every party ({res.Predictions.Missing.Count:N0} missing at some party, see {res.ReportPath})");
                 return 0;

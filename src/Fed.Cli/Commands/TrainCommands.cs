@@ -2,6 +2,7 @@ using Fed.Core;
 using Fed.Core.Model;
 using Fed.Training.Protocol;
 using Fed.Training.Train;
+using Fed.Training.Transfer;
 using Fed.Training.Transport;
 
 namespace Fed.Cli.Commands;
@@ -9,6 +10,19 @@ namespace Fed.Cli.Commands;
 /// <summary>fed train ...: vertical federated training (see docs/training.md).</summary>
 public static class TrainCommands
 {
+    static int TrainTransfer(CliArgs a, CliOutput o, TrainOptions options, List<LocalParty> parties)
+    {
+        using var bar = o.Bar("training", options.MaxIter, "epochs");
+        var r = TransferLocal.RunAsync(parties, a.Get("id-column"), a.Get("label-column"), options, a.Get("out"),
+            o.Lines(bar, @"^arbiter: epoch (?<done>\d+) (?<note>loss \S+)")).GetAwaiter().GetResult();
+        bar.Dispose();
+        o.Say($"trained transfer {PartialModel.KindName(options.Kind)} model '{options.ModelId}' v{options.Version}: {r.Guest.Losses.Count} epochs, loss {r.Guest.Losses.LastOrDefault():G6} ({r.Guest.StopReason})");
+        foreach (var (party, path) in r.ModelPaths) o.Say($"  {party}: {path}");
+        o.Say($"  report: {r.ReportPath}");
+        o.Result(r.Summary);
+        return 0;
+    }
+
     public static IReadOnlyList<CliCommand> All =>
     [
         new("train local", "Train a vertical federated model with every party on this machine (real HTTP/2 + TLS between them)",
@@ -25,6 +39,7 @@ public static class TrainCommands
                 new CliOption("key-bits", "Paillier key size: 2048 | 3072 | 4096 (1024 only with --insecure-test-key-bits)", Default: "2048"),
                 new CliOption("insecure-test-key-bits", "INSECURE, for tests/demo/benchmarks only: accept Paillier keys under 2048 bits", Flag: true),
                 new CliOption("psi", "id alignment: rsa | ecdh", Default: "ecdh"),
+                new CliOption("protocol", "vertical (parties share customers) | transfer (two parties, common features, few or no shared customers; docs/transfer.md)", Default: "vertical"),
                 new CliOption("seed", "mini-batch order seed", Default: "42"),
                 new CliOption("tolerance", "stop when the loss changes by less than this fraction", Default: "1e-6"),
                 new CliOption("loss-threshold", "stop when the loss falls below this"),
@@ -36,6 +51,8 @@ public static class TrainCommands
             {
                 var options = Options(a);
                 var parties = a.Pairs("party").Select(p => new LocalParty(p.Key, p.Value)).ToList();
+                if (a.Get("protocol") == "transfer") return TrainTransfer(a, o, options, parties);
+                if (a.Get("protocol") != "vertical") throw new BadInputException($"--protocol must be vertical or transfer, got {ErrorText.Cut(a.Get("protocol"))}");
                 using var bar = o.Bar("training", options.MaxIter, "epochs");
                 var r = LocalTraining.RunAsync(parties, a.Get("id-column"), a.Get("label-column"), options, a.Get("psi"), a.Get("out"),
                     o.Lines(bar, @"^guest: epoch (?<done>\d+)/\d+ (?<note>loss \S+)")).GetAwaiter().GetResult();

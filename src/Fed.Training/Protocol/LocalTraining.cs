@@ -59,12 +59,8 @@ public static class LocalTraining
         var loadSeconds = clock.Elapsed.TotalSeconds;
         var names = new[] { guestParty.Name }.Concat(hostParties.Select(h => h.Name)).Append(ArbiterName).ToArray();
 
-        var nets = new List<HttpMessenger>();
-        try
+        return await OnLoopbackAsync(names, tap, timeouts, async nets =>
         {
-            foreach (var name in names) nets.Add(await HttpMessenger.StartAsync(name, PartyCertificates.Create(name), timeouts: timeouts));
-            var endpoints = nets.Select(m => new PeerEndpoint(m.Self, m.Url, m.CertSha256)).ToList();
-            foreach (var m in nets) { m.Connect(endpoints); m.Tap = tap; }
             var hostNames = hostParties.Select(h => h.Name).ToList();
             var tasks = new List<Task<PartyOutcome>>
             {
@@ -110,6 +106,21 @@ public static class LocalTraining
             };
             TrainingReport.Write(outDir, summary, guest.Losses, $"{options.ModelId}: {PartialModel.KindName(options.Kind)} loss per epoch");
             return new LocalTrainingResult { Outcomes = outcomes, ModelPaths = paths, ReportPath = Path.Combine(outDir, "report.json"), Summary = summary };
+        });
+    }
+
+    /// <summary>Starts one HTTP/2 + TLS endpoint per name on loopback (own certificate each), connects every one to
+    /// all others, runs <paramref name="run"/> and disposes the endpoints whatever happens.</summary>
+    public static async Task<T> OnLoopbackAsync<T>(IReadOnlyList<string> names, MessageTap? tap, TransportTimeouts? timeouts,
+        Func<IReadOnlyList<HttpMessenger>, Task<T>> run)
+    {
+        var nets = new List<HttpMessenger>();
+        try
+        {
+            foreach (var name in names) nets.Add(await HttpMessenger.StartAsync(name, PartyCertificates.Create(name), timeouts: timeouts));
+            var endpoints = nets.Select(m => new PeerEndpoint(m.Self, m.Url, m.CertSha256)).ToList();
+            foreach (var m in nets) { m.Connect(endpoints); m.Tap = tap; }
+            return await run(nets);
         }
         finally
         {

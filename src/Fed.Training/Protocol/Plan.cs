@@ -63,4 +63,6 @@ public sealed class PartyOutcome
     public Train.PartyWeights? Weights { get; init; }
     /// <summary>The guest's held-out evaluation (null when no row was held out).</summary>
     public Train.Holdout? Holdout { get; init; }
+    /// <summary>Transfer learning only: the party's part on customers only the other party holds (over the common features).</summary>
+    public PartialModel? Completion { get; init; }
 }
