@@ -37,10 +37,13 @@ public sealed class PartyService : ServiceHost
     }
 
     readonly OracleLimits _oracle;
+    readonly Prometheus.Counter _quotaRefused, _partialScores;
 
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
         _config = config;
+        _quotaRefused = Metrics.Counter("fed_quota_refused_total", "Requests refused by a caller's daily quota.", "caller");
+        _partialScores = Metrics.Counter("fed_partial_scores_total", "Samples answered by status.", "status");
         _oracle = new OracleLimits(config.Oracle, "audit:" + config.PartyId);
         _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
         Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
@@ -80,7 +83,7 @@ public sealed class PartyService : ServiceHost
         _oracle.Audit(info.Caller, info.RequestId, req.ModelId, req.Version, PredictionModes.Name(req.Mode), req.SampleIds);
         if (_oracle.Charge(info.Caller, req.SampleIds.Length) is { } over)
         {
-            Metrics.Inc("fed_quota_refused_total", "Requests refused by a caller's daily quota.", Metrics.L("caller", info.Caller));
+            _quotaRefused.WithLabels(info.Caller).Inc();
             await Error(ctx, 429, over, "QuotaExceeded");
             return;
         }
@@ -88,7 +91,7 @@ public sealed class PartyService : ServiceHost
         var lm = Models.Get(req.ModelId, version);
         var coverage = new FeatureCoverage(lm.Model.Features);
         var results = ScoreAgreed(lm, req, coverage, _oracle.Allowed(info.Caller, req.ModelId, req.SampleIds));
-        Metrics.IncEach("fed_partial_scores_total", "Samples answered by status.", "status", results.Select(r => r.Status));
+        Metrics.IncEach(_partialScores, results.Select(r => r.Status));
 
         using var body = new ResponseBody(256 + results.Count * 64);
         using (var w = body.Json())

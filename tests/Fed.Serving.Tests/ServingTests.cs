@@ -380,6 +380,7 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         var codes = new List<int>();
         for (var i = 0; i < 5; i++) codes.Add((await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, body)).Status);
         Assert.Equal([200, 200, 200, 429, 429], codes);
+        Assert.Equal(2, ServingWorld.Sample(await W.Ops(Http, party.Url), "fed_rate_limited_total{caller=\"initiator\"}"));
         // Another caller has its own bucket.
         Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "admin", W.AdminKey, body)).Status);
     }
@@ -415,8 +416,11 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
         Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
         var metrics = await W.Ops(Http, W.Initiator.Url);
-        Assert.Contains("fed_cache_hit_ratio ", metrics);
-        Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);
+        // The gauge is computed at scrape from the two counters it summarises.
+        var hit = ServingWorld.Sample(metrics, "fed_cache_lookups_total{result=\"hit\"}");
+        var miss = ServingWorld.Sample(metrics, "fed_cache_lookups_total{result=\"miss\"}");
+        Assert.True(hit >= ids.Length + 2, $"hits {hit}");
+        Assert.Equal(hit / (hit + miss), ServingWorld.Sample(metrics, "fed_cache_hit_ratio"), 12);
     }
 
     [Fact]
@@ -584,6 +588,9 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
     public async Task Health_readiness_and_prometheus_metrics()
     {
         await Predict(W.SharedIds.Take(3));
+        var before = await W.Ops(Http, W.Initiator.Url);
+        var hostBefore = await W.Ops(Http, W.Parties["host"].Url);
+        await Predict(W.SharedIds.Skip(3).Take(4));
         foreach (var url in new[] { W.Initiator.Url, W.Parties["guest"].Url, W.Parties["host"].Url })
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await Http.GetAsync(url + "/healthz")).StatusCode);
@@ -593,13 +600,27 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             var (ready, body) = await ServingWorld.Send(Http, HttpMethod.Get, url + "/readyz", "admin", W.AdminKey, null);
             Assert.True(ready == 200, body);
         }
-        var m = (await ServingWorld.Send(Http, HttpMethod.Get, W.Initiator.Url + "/metrics", "admin", W.AdminKey, null)).Body;
+        using var scrape = new HttpRequestMessage(HttpMethod.Get, W.Initiator.Url + "/metrics");
+        RequestSigning.Apply(scrape, W.AdminKey, "admin", [], null, null);
+        using var resp = await Http.SendAsync(scrape);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", resp.Content.Headers.ContentType?.ToString());
+        var m = await resp.Content.ReadAsStringAsync();
         Assert.Contains("# TYPE fed_http_request_duration_seconds histogram", m);
-        Assert.Contains("fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}", m);
-        Assert.Contains("fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}", m);
-        Assert.Contains("fed_party_requests_total{party=\"guest\",status=\"ok\"}", m);
-        var pm = (await ServingWorld.Send(Http, HttpMethod.Get, W.Parties["host"].Url + "/metrics", "admin", W.AdminKey, null)).Body;
-        Assert.Contains("fed_partial_scores_total{status=\"ok\"}", pm);
+        // One more /v1/predict (4 samples) between the two scrapes: every series moved by exactly that much.
+        double Delta(string after, string earlier, string series) => ServingWorld.Sample(after, series) - ServingWorld.Sample(earlier, series);
+        Assert.Equal(1, Delta(m, before, "fed_http_requests_total{route=\"/v1/predict\",code=\"200\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_http_request_duration_seconds_count{route=\"/v1/predict\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_party_requests_total{party=\"guest\",status=\"ok\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_party_request_duration_seconds_count{party=\"host\"}"));
+        Assert.Equal(4, Delta(m, before, "fed_predictions_total{status=\"ok\"}"));
+        Assert.True(ServingWorld.Sample(m, "fed_http_request_duration_seconds_sum{route=\"/v1/predict\"}") > 0);
+        // Buckets are cumulative: the 0.01 s bucket never holds more than +Inf.
+        Assert.True(ServingWorld.Sample(m, "fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}")
+            <= ServingWorld.Sample(m, "fed_party_request_duration_seconds_bucket{party=\"host\",le=\"+Inf\"}"));
+        var pm = await W.Ops(Http, W.Parties["host"].Url);
+        Assert.Equal(4, Delta(pm, hostBefore, "fed_partial_scores_total{status=\"ok\"}"));
+        Assert.Equal(1, Delta(pm, hostBefore, "fed_http_requests_total{route=\"/v1/partial-scores\",code=\"200\"}"));
     }
 
     [Fact]
@@ -611,7 +632,8 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
         await party.StartAsync();
         Assert.NotNull(party.OpsUrl);
         Assert.Equal(200, (int)(await Http.GetAsync(party.OpsUrl + "/readyz")).StatusCode);
-        Assert.Contains("fed_http_requests_total", await Http.GetStringAsync(party.OpsUrl + "/metrics"));
+        // The ops listener's own requests (/readyz above) are counted and served without a signature.
+        Assert.Equal(1, ServingWorld.Sample(await Http.GetStringAsync(party.OpsUrl + "/metrics"), "fed_http_requests_total{route=\"/readyz\",code=\"200\"}"));
         var partial = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\"],\"mode\":\"realtime\"}";
         Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Post, party.OpsUrl + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
         Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Get, party.Url + "/metrics", "admin", W.AdminKey, null)).Status);
