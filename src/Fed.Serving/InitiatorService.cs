@@ -8,6 +8,7 @@ using Fed.Core.Scoring;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using StackExchange.Redis;
+using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
 
@@ -57,11 +58,11 @@ public sealed class InitiatorService : ServiceHost
         var near = config.NearCache ?? NearCacheConfig.Default;
         if (near.Enabled)
         {
-            try { _near = NearCache.Start(near, config.Redis, Metrics, (msg, err) => Log.Write("warn", msg, ("error", err))); }
+            try { _near = NearCache.Start(near, config.Redis, Metrics, (msg, err) => Log.Write(LogLevel.Warning, msg, ("error", err))); }
             catch (FedFailureException e) when (config.NearCache is null)
             {
                 // Not asked for: run without it (every lookup goes to Redis), and say so once.
-                Log.Write("warn", "near cache off: Redis cannot track keys for it (set near_cache.max_entries 0 to silence this)", ("error", e.Message));
+                Log.Write(LogLevel.Warning, "near cache off: Redis cannot track keys for it (set near_cache.max_entries 0 to silence this)", ("error", e.Message));
             }
             catch
             {
@@ -183,7 +184,7 @@ public sealed class InitiatorService : ServiceHost
             catch (RedisException e)
             {
                 _cacheErrors.Inc();
-                Log.Write("warn", "cache read failed", ("request_id", info.RequestId), ("error", e.Message));
+                Log.Write(LogLevel.Warning, "cache read failed", ("request_id", info.RequestId), ("error", e.Message));
             }
         }
 
@@ -324,7 +325,7 @@ public sealed class InitiatorService : ServiceHost
             var secs = Stopwatch.GetElapsedTime(start).TotalSeconds;
             _partySeconds.WithLabels(party).Observe(secs);
             _partyRequests.WithLabels(party, status).Inc();
-            if (status != PartyOutcome.Ok) Log.Write("warn", "party call failed", ("request_id", requestId), ("party", party), ("status", status), ("error", error));
+            if (status != PartyOutcome.Ok) Log.Write(LogLevel.Warning, "party call failed", ("request_id", requestId), ("party", party), ("status", status), ("error", error));
             return new PartyOutcome(party, status, error, secs * 1000, results, coverage);
         }
         if (!_parties.TryGetValue(party, out var ep))
@@ -435,7 +436,7 @@ public sealed class InitiatorService : ServiceHost
         }
         if (error is null) return;
         _cacheErrors.Inc();
-        Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", error));
+        Log.Write(LogLevel.Warning, "cache write failed", ("request_id", requestId), ("error", error));
     }
 
     async Task Lookup(HttpContext ctx, string modelId, string sampleId)

@@ -4,6 +4,7 @@ using Fed.Core.Scoring;
 using Fed.Warehouse;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
 
@@ -416,13 +417,13 @@ public sealed class PartyService : ServiceHost
 /// <summary>Admin endpoints both services expose: activate a version, roll back to the previous one.</summary>
 static class AdminEndpoints
 {
-    public static void Map(WebApplication app, ModelCache models, JsonLog log)
+    public static void Map(WebApplication app, ModelCache models, ServiceLog log)
     {
         app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => Activate(ctx, models, id, log)).Allow(Access.Admin);
         app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => Rollback(ctx, models, id, log)).Allow(Access.Admin);
     }
 
-    public static async Task Activate(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    public static async Task Activate(HttpContext ctx, ModelCache models, string id, ServiceLog log)
     {
         Identifiers.ModelId(id);
         var body = ((RequestInfo)ctx.Items[typeof(RequestInfo)]!).Body;
@@ -435,15 +436,15 @@ static class AdminEndpoints
         }
         catch (JsonException e) { throw new BadInputException("body must be {\"version\": N}: " + e.Message); }
         var active = models.Activate(id, version);
-        log.Write("info", "model activated", ("model_id", id), ("version", active));
+        log.Write(LogLevel.Information, "model activated", ("model_id", id), ("version", active));
         await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
     }
 
-    public static async Task Rollback(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    public static async Task Rollback(HttpContext ctx, ModelCache models, string id, ServiceLog log)
     {
         Identifiers.ModelId(id);
         var active = models.Rollback(id);
-        log.Write("info", "model rolled back", ("model_id", id), ("version", active));
+        log.Write(LogLevel.Information, "model rolled back", ("model_id", id), ("version", active));
         await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
     }
 }

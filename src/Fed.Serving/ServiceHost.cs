@@ -70,7 +70,7 @@ public abstract class ServiceHost : IAsyncDisposable
         _callers = config.Callers.ToDictionary(c => c.Key, c => (c.Value.ResolveKey("callers." + c.Key), c.Value.Admin, c.Value.CertSha256), StringComparer.Ordinal);
         _cert = config.Tls?.Load(service);
         _nonces = NonceStore.Create(config.Replay, config.SignatureMaxAgeSeconds, defaultReplayRedis);
-        Log = new JsonLog(service, config.Log);
+        Log = new ServiceLog(service, config.Log);
         _requestSeconds = Metrics.Histogram("fed_http_request_duration_seconds", "Request latency by route.", "route");
         _requests = Metrics.Counter("fed_http_requests_total", "Requests by route and status code.", "route", "code");
         _authFailures = Metrics.Counter("fed_auth_failures_total", "Requests refused by the signature check.");
@@ -86,7 +86,7 @@ public abstract class ServiceHost : IAsyncDisposable
     }
 
     public string Service { get; }
-    public JsonLog Log { get; }
+    public ServiceLog Log { get; }
     public Metrics Metrics { get; } = new();
     readonly Prometheus.Histogram _requestSeconds;
     readonly Prometheus.Counter _requests, _authFailures, _rateLimited;
@@ -157,7 +157,7 @@ public abstract class ServiceHost : IAsyncDisposable
         await app.StartAsync(ct);
         _app = app;
         _ready = true;
-        Log.Write("info", "listening", ("urls", string.Join(",", Urls)), ("ops_url", OpsUrl), ("tls", _cert != null));
+        Log.Write(LogLevel.Information, "listening", ("urls", string.Join(",", Urls)), ("ops_url", OpsUrl), ("tls", _cert != null));
     }
 
     void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions k, string url, bool ops)
@@ -226,7 +226,7 @@ public abstract class ServiceHost : IAsyncDisposable
         }
         catch (Exception e) when (!ctx.Response.HasStarted && e is not OperationCanceledException)
         {
-            Log.Write("error", "unhandled", ("request_id", rid), ("error", e.ToString()));
+            Log.Write(LogLevel.Error, "unhandled", ("request_id", rid), ("error", e.ToString()));
             await Error(ctx, 500, "internal error; see the service log for request id " + rid, "InternalError");
         }
         finally
@@ -239,7 +239,7 @@ public abstract class ServiceHost : IAsyncDisposable
             _requestSeconds.WithLabels(route).Observe(secs);
             _requests.WithLabels(route, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
             if (Log.Enabled && route != "/metrics")
-                Log.Request(status >= 500 ? "error" : status >= 400 ? "warn" : "info", rid, caller, ctx.Request.Method, route, status, secs * 1000);
+                Log.Request(status >= 500 ? LogLevel.Error : status >= 400 ? LogLevel.Warning : LogLevel.Information, rid, caller, ctx.Request.Method, route, status, secs * 1000);
         }
     }
 

@@ -173,14 +173,47 @@ public sealed class ServingTests(WorldFixture f) : IClassFixture<WorldFixture>
             Assert.Equal(System.Net.HttpStatusCode.OK, resp.StatusCode);
             Assert.Equal("trace-42", resp.Headers.GetValues("X-Request-Id").Single());
         }
+        // Microsoft.Extensions.Logging's JSON console formatter: one object per line, the fields under "State".
         var lines = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        var line = lines.Single(x => x.GetProperty("msg").GetString() == "request");
-        Assert.Equal("trace-42", line.GetProperty("request_id").GetString());
-        Assert.Equal("initiator", line.GetProperty("caller").GetString());
-        Assert.Equal("/v1/partial-scores", line.GetProperty("route").GetString());
-        Assert.Equal(200, line.GetProperty("status").GetInt32());
-        Assert.Equal("party:guest", line.GetProperty("service").GetString());
-        Assert.True(line.GetProperty("duration_ms").GetDouble() >= 0);
+        Assert.True(lines.Any(x => x.GetProperty("Message").GetString() == "listening"), File.ReadAllText(path));
+        var line = lines.Single(x => x.GetProperty("EventId").GetInt32() == 1);
+        Assert.Equal("Information", line.GetProperty("LogLevel").GetString());
+        Assert.Equal("party:guest", line.GetProperty("Category").GetString());
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line.GetProperty("Timestamp").GetString());
+        var state = line.GetProperty("State");
+        Assert.Equal("trace-42", state.GetProperty("request_id").GetString());
+        Assert.Equal("initiator", state.GetProperty("caller").GetString());
+        Assert.Equal("POST", state.GetProperty("method").GetString());
+        Assert.Equal("/v1/partial-scores", state.GetProperty("route").GetString());
+        Assert.Equal(200, state.GetProperty("status").GetInt32());
+        Assert.True(state.GetProperty("duration_ms").GetDouble() > 0);
+        Assert.StartsWith("request trace-42 initiator POST /v1/partial-scores 200 ", line.GetProperty("Message").GetString());
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Log_lines_never_carry_a_secret_and_the_file_is_0600()
+    {
+        var path = Path.Combine(W.Dir, "redact-" + Guid.NewGuid().ToString("N")[..6] + ".log");
+        const string pw = "hunter2-log-secret";
+        await using (var log = new ServiceLog("party:t", "file:" + path))
+        {
+            Assert.True(log.Enabled);
+            log.Write(Microsoft.Extensions.Logging.LogLevel.Warning, $"cannot reach 127.0.0.1:6379,password={pw}",
+                ("error", $"odbc:dialect=postgres;Driver={{PostgreSQL Unicode}};UID=fed;PWD={pw};Port=5432"),
+                ("cause", new InvalidOperationException($"redis://fed:{pw}@h:6379")), ("count", 3), ("ok", true));
+        }
+        Assert.Equal("0600", Fed.Core.Security.SecretFiles.Octal(File.GetUnixFileMode(path)));
+        var text = File.ReadAllText(path);
+        Assert.DoesNotContain(pw, text);
+        var line = JsonDocument.Parse(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single()).RootElement;
+        Assert.Equal("Warning", line.GetProperty("LogLevel").GetString());
+        Assert.Equal("cannot reach 127.0.0.1:6379,password=***", line.GetProperty("Message").GetString());
+        var state = line.GetProperty("State");
+        Assert.Equal("odbc:dialect=postgres;Driver={PostgreSQL Unicode};UID=fed;PWD=***;Port=5432", state.GetProperty("error").GetString());
+        Assert.Contains("redis://fed:***@h:6379", state.GetProperty("cause").GetString());
+        Assert.Equal(3, state.GetProperty("count").GetInt32());
+        Assert.True(state.GetProperty("ok").GetBoolean());
     }
 
     static async Task<WebApplication> FakeParty(RequestDelegate handler)
@@ -765,7 +798,7 @@ public sealed class OracleTests(WorldFixture f) : IClassFixture<WorldFixture>
         var lines = audit.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(5, lines.Length); // initiator, admin, feeder x2, and the initiator's predict
         foreach (var id in asked) Assert.DoesNotContain(id, audit);
-        var first = JsonDocument.Parse(lines[0]).RootElement;
+        var first = JsonDocument.Parse(lines[0]).RootElement.GetProperty("State");
         Assert.Equal("initiator", first.GetProperty("caller").GetString());
         Assert.Equal(string.Join(',', asked.Select(id => OracleLimits.Token(auditKey, id))), first.GetProperty("id_hmacs").GetString());
         Assert.NotEqual(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(asked[0]))),
