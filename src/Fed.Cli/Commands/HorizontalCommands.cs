@@ -24,9 +24,10 @@ public static class HorizontalCommands
                 new CliOption("l2", "L2 penalty alpha on the mean loss (1/n_train = scikit-learn C=1)", Default: "0.001"),
                 new CliOption("tolerance", "stop when the loss changes less than this between rounds (not with DP)", Default: "1e-7"),
                 new CliOption("classes", "softmax class labels, comma-separated (default: the union of the files' labels)"),
-                new CliOption("dp-epsilon", "record-level DP: each client's epsilon for the whole training (DP-SGD)"),
-                new CliOption("dp-delta", "record-level DP delta", Default: "1e-5"),
-                new CliOption("dp-clip", "DP-SGD per-example gradient clipping norm", Default: "1"),
+                new CliOption("dp-epsilon", "DP: epsilon for the whole training, per record or per client (--dp-level)"),
+                new CliOption("dp-level", "record (DP-SGD inside each client: protects a customer; the default) | client (clipped updates, noise on the sum: protects a whole client; needs hundreds of clients)", Default: "record"),
+                new CliOption("dp-delta", "DP delta", Default: "1e-5"),
+                new CliOption("dp-clip", "clipping norm: of each row's gradient (record) or of each client's update (client)", Default: "1"),
                 new CliOption("min-clients-per-group", "fewest clients an aggregation server may sum (>= 2)", Default: "2"),
                 new CliOption("seed", "mini-batch order seed", Default: "42"),
                 new CliOption("test-buckets", "hold out ids with crc32(id) % 10 < K at every client (0 = train on all)", Default: "3"),
@@ -68,7 +69,7 @@ public static class HorizontalCommands
             LearningRate = a.Double("learning-rate", 0.5), L2 = a.Double("l2", 0.001), Tolerance = a.Double("tolerance", 1e-7),
             DpEpsilon = a.Opt("dp-epsilon") is null ? null : a.Double("dp-epsilon", 0), DpDelta = a.Double("dp-delta", 1e-5), DpClip = a.Double("dp-clip", 1),
             MinClientsPerGroup = a.Int("min-clients-per-group", 2), Seed = a.Int("seed", 42), TestBuckets = a.Int("test-buckets", 3),
-            ModelId = a.Get("model-id"), Version = a.Int("model-version", 1),
+            ModelId = a.Get("model-id"), Version = a.Int("model-version", 1), DpLevel = HorizontalOptions.ParseLevel(a.Get("dp-level")),
         };
         if (kind != ModelKind.Softmax && classes.Length > 0) throw new BadInputException("--classes applies to --kind softmax only");
         // softmax without --classes: filled in from the files by HorizontalLocal before validation

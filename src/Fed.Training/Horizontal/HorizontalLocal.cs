@@ -164,17 +164,33 @@ public static class HorizontalLocal
             ["transport"] = "HTTP/2 over TLS (loopback, pinned client and server certificates)",
         };
         if (o.Dp)
-            summary["dp"] = new Dictionary<string, object?>
-            {
-                ["level"] = "record (DP-SGD inside each client)",
-                ["target_epsilon"] = o.DpEpsilon, ["delta"] = o.DpDelta, ["clip"] = o.DpClip,
-                ["accountant"] = "RDP of the sampled Gaussian (Mironov, Talwar, Zhang 2019), Balle et al. 2020 conversion",
-                ["clients"] = clients.ToDictionary(c => c.Client, c => (object)new
-                {
-                    sampling_rate = c.SamplingRate, noise_multiplier = c.Sigma, delta = c.Delta,
-                    epsilon_per_round = c.EpsilonPerRound, epsilon_total = c.EpsilonPerRound.LastOrDefault(),
-                }),
-            };
+            summary["dp"] = Dp(o, co, clients);
         return summary;
+    }
+
+    /// <summary>The report's DP section: the level, the accountant and every client's epsilon per round and in total.</summary>
+    public static Dictionary<string, object?> Dp(HorizontalOptions o, CoordinatorOutcome co, IReadOnlyList<ClientOutcome> clients)
+    {
+        var dp = new Dictionary<string, object?>
+        {
+            ["level"] = HorizontalOptions.LevelName(o.DpLevel),
+            ["mechanism"] = o.ClientDp
+                ? "DP-FedAvg (McMahan et al. 2018): each client's update clipped to norm `clip`, equal weights, each of the m live clients of a group adds N(0, (noise_multiplier * clip)^2 / m) before masking"
+                : "DP-SGD inside each client (Abadi et al. 2016): per-example clipping to norm `clip`, Gaussian noise on each step",
+            ["target_epsilon"] = o.DpEpsilon, ["delta"] = o.DpDelta, ["clip"] = o.DpClip,
+            ["accountant"] = "RDP of the sampled Gaussian (Mironov, Talwar, Zhang 2019), Balle et al. 2020 conversion",
+            ["clients"] = clients.ToDictionary(c => c.Client, c => (object)new
+            {
+                sampling_rate = c.SamplingRate, noise_multiplier = c.Sigma, delta = c.Delta,
+                epsilon_per_round = c.EpsilonPerRound, epsilon_total = c.EpsilonPerRound.LastOrDefault(),
+            }),
+        };
+        if (o.ClientDp)
+        {
+            dp["noise_multiplier"] = co.Sigma;
+            dp["epsilon_per_round"] = co.EpsilonPerRound;
+            dp["epsilon_total"] = co.EpsilonPerRound.LastOrDefault();
+        }
+        return dp;
     }
 }

@@ -3,6 +3,10 @@ using Fed.Core.Model;
 
 namespace Fed.Training.Horizontal;
 
+/// <summary>Whom DP protects. Record: a customer or patient (DP-SGD inside each client). Client: a whole organisation
+/// (DP-FedAvg: each client's update clipped, Gaussian noise on the sum).</summary>
+public enum DpLevel { Record, Client }
+
 /// <summary>Hyper-parameters of a horizontal (FedAvg) training. The coordinator sends them to every client in the plan.</summary>
 public sealed record HorizontalOptions
 {
@@ -24,10 +28,12 @@ public sealed record HorizontalOptions
     public int Seed { get; init; } = 42;
     /// <summary>Rows with crc32(id) % 10 &lt; TestBuckets are held out at every client.</summary>
     public int TestBuckets { get; init; } = 3;
-    /// <summary>Record-level DP target epsilon per client (null: no DP).</summary>
+    /// <summary>DP target epsilon for the whole training (null: no DP), per record or per client (<see cref="DpLevel"/>).</summary>
     public double? DpEpsilon { get; init; }
+    public DpLevel DpLevel { get; init; } = DpLevel.Record;
     public double DpDelta { get; init; } = 1e-5;
-    /// <summary>Per-example gradient clipping norm C of DP-SGD.</summary>
+    /// <summary>Clipping norm C: of each row's gradient (record level, DP-SGD) or of each client's whole update
+    /// theta_local - theta_global (client level).</summary>
     public double DpClip { get; init; } = 1.0;
     /// <summary>Fewest clients whose sum an aggregation server may see: with one, the "sum" would be that client's update.</summary>
     public int MinClientsPerGroup { get; init; } = 2;
@@ -35,6 +41,17 @@ public sealed record HorizontalOptions
     public int Version { get; init; } = 1;
 
     public bool Dp => DpEpsilon is not null;
+    public bool RecordDp => Dp && DpLevel == DpLevel.Record;
+    public bool ClientDp => Dp && DpLevel == DpLevel.Client;
+
+    public static string LevelName(DpLevel l) => l == DpLevel.Client ? "client" : "record";
+
+    public static DpLevel ParseLevel(string s) => s switch
+    {
+        "record" => DpLevel.Record,
+        "client" => DpLevel.Client,
+        _ => throw new BadInputException($"--dp-level must be record or client, got '{ErrorText.Cut(s)}'"),
+    };
     public int Outputs => Kind == ModelKind.Softmax ? Classes.Length : 1;
 
     public void Validate()
@@ -50,6 +67,7 @@ public sealed record HorizontalOptions
         if (Kind == ModelKind.Softmax && Classes.Length < 2) throw new BadInputException("softmax needs at least 2 classes");
         if (Kind != ModelKind.Softmax && Classes.Length != 0) throw new BadInputException("classes apply to softmax only");
         if (DpEpsilon is { } e && !(e > 0 && double.IsFinite(e))) throw new BadInputException($"--dp-epsilon must be > 0, got {e}");
+        if (DpLevel == DpLevel.Client && DpEpsilon is null) throw new BadInputException("--dp-level client needs --dp-epsilon");
         if (!(DpDelta > 0 && DpDelta < 1)) throw new BadInputException($"--dp-delta must be in (0, 1), got {DpDelta}");
         if (!(DpClip > 0 && double.IsFinite(DpClip))) throw new BadInputException($"--dp-clip must be > 0, got {DpClip}");
         Identifiers.ModelId(ModelId);

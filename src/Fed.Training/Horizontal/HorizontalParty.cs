@@ -41,6 +41,7 @@ public sealed class HorizontalPartyConfig
     [JsonPropertyName("seed")] public int Seed { get; set; } = 42;
     [JsonPropertyName("test_buckets")] public int TestBuckets { get; set; } = 3;
     [JsonPropertyName("dp_epsilon")] public double? DpEpsilon { get; set; }
+    [JsonPropertyName("dp_level")] public string DpLevel { get; set; } = "record";
     [JsonPropertyName("dp_delta")] public double DpDelta { get; set; } = 1e-5;
     [JsonPropertyName("dp_clip")] public double DpClip { get; set; } = 1.0;
     [JsonPropertyName("min_clients_per_group")] public int MinClientsPerGroup { get; set; } = 2;
@@ -68,7 +69,7 @@ public sealed class HorizontalPartyConfig
         {
             Kind = kind, Classes = Classes, Rounds = Rounds, LocalEpochs = LocalEpochs, BatchSize = BatchSize, LearningRate = LearningRate,
             L2 = L2, Tolerance = Tolerance, Seed = Seed, TestBuckets = TestBuckets, DpEpsilon = DpEpsilon, DpDelta = DpDelta, DpClip = DpClip,
-            MinClientsPerGroup = MinClientsPerGroup, ModelId = ModelId, Version = ModelVersion,
+            MinClientsPerGroup = MinClientsPerGroup, ModelId = ModelId, Version = ModelVersion, DpLevel = HorizontalOptions.ParseLevel(DpLevel),
         };
         o.Validate();
         return o;
@@ -118,6 +119,7 @@ public static class HorizontalParty
                 {
                     ["ok"] = true, ["kind"] = c.Kind, ["train_rows"] = co.TrainRows, ["rounds"] = co.Rounds, ["stop_reason"] = co.StopReason,
                     ["loss_per_round"] = co.Losses, ["clients_per_round"] = co.ClientsPerRound, ["seconds_per_round"] = co.SecondsPerRound, ["model"] = path,
+                    ["dp"] = options!.Dp ? HorizontalLocal.Dp(options, co, []) : null,
                 }, co.Losses, $"{c.ModelId}: horizontal loss per round");
                 result = new { ok = true, role, party = c.Name, rounds = co.Rounds, stop_reason = co.StopReason, model = path };
                 break;

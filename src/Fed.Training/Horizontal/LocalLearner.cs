@@ -212,3 +212,37 @@ public static class SecureGaussian
         }
     }
 }
+
+/// <summary>
+/// Client-level DP (DP-FedAvg, McMahan, Ramage, Talwar and Zhang 2018, "Learning Differentially Private Recurrent
+/// Language Models"): each client's whole update theta_local - theta_global is clipped to L2 norm C, every client
+/// weighs the same in the sum (so adding or removing a client moves the sum by at most C), and the sum gets
+/// N(0, sigma^2 C^2) per coordinate. The noise is distributed: each of the m live clients of an aggregation group adds
+/// its share N(0, sigma^2 C^2 / m) before masking, so the group sum an aggregation server sees already carries the
+/// whole noise and no party ever holds a clear, un-noised sum.
+/// </summary>
+public static class ClientDp
+{
+    /// <summary>delta scaled to L2 norm at most <paramref name="clip"/>.</summary>
+    public static double[] Clip(double[] delta, double clip)
+    {
+        var norm = Math.Sqrt(delta.Sum(d => d * d));
+        var scale = norm > clip ? clip / norm : 1.0;
+        return delta.Select(d => d * scale).ToArray();
+    }
+
+    /// <summary>Standard deviation of one client's noise share when <paramref name="live"/> clients of its group answer
+    /// this attempt: the shares add up to sigma * C over the group.</summary>
+    public static double ShareStd(double sigma, double clip, int live) => sigma * clip / Math.Sqrt(live);
+
+    /// <summary>The first <paramref name="parameters"/> values of v plus fresh noise of <see cref="ShareStd"/>; the
+    /// client weight and loss slots after them stay exact.</summary>
+    public static double[] WithNoiseShare(double[] v, int parameters, double sigma, double clip, int live)
+    {
+        var noise = new double[parameters];
+        SecureGaussian.Fill(noise, ShareStd(sigma, clip, live));
+        var result = (double[])v.Clone();
+        for (var k = 0; k < parameters; k++) result[k] += noise[k];
+        return result;
+    }
+}

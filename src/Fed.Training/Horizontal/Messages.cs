@@ -10,12 +10,12 @@ public sealed record Hello(string[] Features, int Clients);
 public sealed record HorizontalPlan(
     string Kind, string[] Classes, int Rounds, int LocalEpochs, int BatchSize, double LearningRate, double L2,
     double Tolerance, int Seed, int TestBuckets, double? DpEpsilon, double DpDelta, double DpClip, int MinClientsPerGroup,
-    string ModelId, int Version, string[] Features, string[] Aggregators, string Coordinator, byte[] Session)
+    string ModelId, int Version, string[] Features, string[] Aggregators, string Coordinator, byte[] Session, string DpLevel)
 {
     public static HorizontalPlan From(HorizontalOptions o, string[] features, string[] aggregators, string coordinator, byte[] session) =>
         new(PartialModel.KindName(o.Kind), o.Classes, o.Rounds, o.LocalEpochs, o.BatchSize, o.LearningRate, o.L2, o.Tolerance,
             o.Seed, o.TestBuckets, o.DpEpsilon, o.DpDelta, o.DpClip, o.MinClientsPerGroup, o.ModelId, o.Version, features,
-            aggregators, coordinator, session);
+            aggregators, coordinator, session, HorizontalOptions.LevelName(o.DpLevel));
 
     public HorizontalOptions ToOptions()
     {
@@ -24,7 +24,7 @@ public sealed record HorizontalPlan(
         {
             Kind = kind, Classes = Classes, Rounds = Rounds, LocalEpochs = LocalEpochs, BatchSize = BatchSize, LearningRate = LearningRate,
             L2 = L2, Tolerance = Tolerance, Seed = Seed, TestBuckets = TestBuckets, DpEpsilon = DpEpsilon, DpDelta = DpDelta, DpClip = DpClip,
-            MinClientsPerGroup = MinClientsPerGroup, ModelId = ModelId, Version = Version,
+            MinClientsPerGroup = MinClientsPerGroup, ModelId = ModelId, Version = Version, DpLevel = HorizontalOptions.ParseLevel(DpLevel),
         };
         o.Validate();
         return o;
@@ -36,7 +36,8 @@ public sealed record HorizontalPlan(
 /// client for a vector that goes up only as part of a secure sum:
 /// "mean": per feature (and, for linear, the target) the count of present values and their sum;
 /// "var": the sum of squared deviations from <see cref="Mean"/>;
-/// "round": FedAvg from <see cref="Theta"/>: n * theta_local, n and n * loss(theta);
+/// "round": FedAvg from <see cref="Theta"/>: n * theta_local, n and n * loss(theta); with client-level DP instead
+/// clip(theta_local - theta) + the client's share of the noise, 1 and 0 (every client weighs the same);
 /// "stop": the final global model, for every participant to keep.
 /// </summary>
 public sealed record Command(

@@ -82,8 +82,10 @@ public static class Rdp
     }
 }
 
-/// <summary>One client's DP-SGD plan: sampling rate, steps, the noise multiplier calibrated so that the whole planned
-/// training spends exactly the target budget, and the running account.</summary>
+/// <summary>A DP plan: sampling rate, steps, the noise multiplier calibrated so that the whole planned training spends
+/// exactly the target budget, and the running account. Record level (<see cref="ForRecords"/>): one client's DP-SGD,
+/// a step is one noisy mini-batch. Client level (<see cref="ForClients"/>): DP-FedAvg, a step is one round, every
+/// client takes part in every round (q = 1: the Gaussian mechanism, no sampling amplification).</summary>
 public sealed class DpPlan
 {
     public double Q { get; }
@@ -94,15 +96,23 @@ public sealed class DpPlan
     readonly double[] perStep;
     public long Steps { get; private set; }
 
-    public DpPlan(int rows, HorizontalOptions o)
+    DpPlan(HorizontalOptions o, double q, long plannedSteps)
     {
         TargetEpsilon = o.DpEpsilon ?? throw new ArgumentException("DP is off");
         Delta = o.DpDelta;
-        Q = o.BatchSize <= 0 || o.BatchSize >= rows ? 1.0 : (double)o.BatchSize / rows;
-        PlannedSteps = (long)o.Rounds * o.LocalEpochs * StepsPerEpoch(Q);
+        Q = q;
+        PlannedSteps = plannedSteps;
         Sigma = Rdp.NoiseMultiplier(TargetEpsilon, Delta, Q, PlannedSteps);
         perStep = Rdp.Step(Q, Sigma);
     }
+
+    public static DpPlan ForRecords(int rows, HorizontalOptions o)
+    {
+        var q = o.BatchSize <= 0 || o.BatchSize >= rows ? 1.0 : (double)o.BatchSize / rows;
+        return new DpPlan(o, q, (long)o.Rounds * o.LocalEpochs * StepsPerEpoch(q));
+    }
+
+    public static DpPlan ForClients(HorizontalOptions o) => new(o, 1.0, o.Rounds);
 
     public static int StepsPerEpoch(double q) => (int)Math.Ceiling(1 / q - 1e-9);
 

@@ -11,6 +11,8 @@ public sealed class HorizontalProbe
 {
     /// <summary>(client, step, the plain vector it is about to mask).</summary>
     public Action<string, string, UInt128[]>? ClientVector { get; set; }
+    /// <summary>Client-level DP: (client, step, its clipped update before its noise share is added).</summary>
+    public Action<string, string, double[]>? ClientUpdate { get; set; }
     /// <summary>(aggregator, step, the unmasked sum of its group).</summary>
     public Action<string, string, UInt128[]>? GroupSum { get; set; }
     /// <summary>(client, round) before the client computes its update; a test may "kill" the client here.</summary>
@@ -51,6 +53,9 @@ public sealed class CoordinatorOutcome
     public required List<int> ClientsPerRound { get; init; }
     public required int TrainRows { get; init; }
     public double SetupSeconds { get; init; }
+    /// <summary>Client-level DP: the noise multiplier and the epsilon every client has spent after each round.</summary>
+    public double? Sigma { get; init; }
+    public List<double> EpsilonPerRound { get; init; } = [];
 }
 
 static class Wire
@@ -111,7 +116,9 @@ public sealed class ClientRole(IMessenger net, Data.PartyTable table, string agg
 
         DpPlan? dp = null;
         LocalLearner? learner = null;
-        var cache = new Dictionary<string, UInt128[]>(StringComparer.Ordinal); // a retried step re-masks the same vector
+        // A retried step re-sends the same vector (nothing is retrained); only client-level DP's noise share is drawn
+        // afresh per attempt, sized to the attempt's live set.
+        var cache = new Dictionary<string, double[]>(StringComparer.Ordinal);
         for (var k = 0; ; k++)
         {
             var cmd = (await net.ReceiveAsync(aggregator, $"down.{k}", ct)).Control<Command>("command");
@@ -124,9 +131,8 @@ public sealed class ClientRole(IMessenger net, Data.PartyTable table, string agg
             var live = cmd.Live ?? throw new FedFailureException("protocol error: a step without its live set");
             if (!live.Contains(me) || live.Length < o.MinClientsPerGroup)
                 throw new FedFailureException($"refusing step {cmd.Step}: the live set has {live.Length} clients (at least {o.MinClientsPerGroup}, this one included, are needed to hide each update)");
-            if (!cache.TryGetValue(cmd.Step, out var plain))
+            if (!cache.TryGetValue(cmd.Step, out var v))
             {
-                double[] v;
                 switch (cmd.Type)
                 {
                     case "mean": v = data.MeanSums(o); break;
@@ -136,37 +142,58 @@ public sealed class ClientRole(IMessenger net, Data.PartyTable table, string agg
                         learner ??= data.Learner(o, cmd.Mean!, cmd.Std!);
                         var theta = cmd.Theta!;
                         if (theta.Length != learner.Parameters) throw new FedFailureException($"protocol error: {theta.Length} parameters, expected {learner.Parameters}");
-                        double[] local;
-                        var loss = 0.0;
-                        if (o.Dp)
-                        {
-                            dp ??= new DpPlan(data.Rows, o);
-                            var steps = (long)o.LocalEpochs * DpPlan.StepsPerEpoch(dp.Q);
-                            if (!dp.CanSpend(steps))
-                                throw new FedFailureException($"{me}: privacy budget spent (epsilon {dp.Spent:G4} of {dp.TargetEpsilon}); refusing round {cmd.Round}");
-                            (local, var taken) = learner.TrainDp(theta, o.LocalEpochs, dp.Q, dp.Sigma, o.DpClip, o.LearningRate, o.L2, new Random(RandomNumberGenerator.GetInt32(int.MaxValue)));
-                            dp.Record(taken);
-                            outcome.Sigma = dp.Sigma; outcome.SamplingRate = dp.Q; outcome.Delta = dp.Delta;
-                            outcome.EpsilonPerRound.Add(dp.Spent);
-                        }
-                        else
-                        {
-                            loss = learner.Loss(theta, o.L2); // the loss is data-dependent and not noised: not sent with DP
-                            local = learner.Train(theta, o.LocalEpochs, o.BatchSize, o.LearningRate, o.L2, o.Seed ^ (int)Data.Crc32.Compute(me), cmd.Round);
-                        }
+                        v = Update(o, data, learner, theta, cmd, ref dp, outcome);
                         outcome.Rounds = cmd.Round;
-                        v = [.. local.Select(t => t * data.Rows), data.Rows, loss * data.Rows];
+                        if (o.ClientDp) probe?.ClientUpdate?.Invoke(me, cmd.Step, v[..learner.Parameters]);
                         break;
                     default: throw new FedFailureException($"protocol error: unknown step type '{cmd.Type}'");
                 }
-                plain = Ring.Encode(v);
                 cache.Clear();
-                cache[cmd.Step] = plain;
-                probe?.ClientVector?.Invoke(me, cmd.Step, plain);
+                cache[cmd.Step] = v;
             }
+            if (cmd.Type == "round" && o.ClientDp) v = ClientDp.WithNoiseShare(v, learner!.Parameters, dp!.Sigma, o.DpClip, live.Length);
+            var plain = Ring.Encode(v);
+            probe?.ClientVector?.Invoke(me, cmd.Step, plain);
             var masked = masker.Mask(plain, cmd.Step, cmd.Attempt, live);
             await net.SendAsync(aggregator, $"up.{cmd.Step}.{cmd.Attempt}", Wire.Sum(cmd.Step, cmd.Attempt, masked, 1), ct);
         }
+    }
+
+    /// <summary>This client's vector for a FedAvg round. No DP: [n theta_local, n, n loss(theta)]. Record level: the same
+    /// from DP-SGD with the loss left out (it is not noised). Client level: [clip(theta_local - theta), 1, 0], every
+    /// client weighing the same (its noise share is added per attempt).</summary>
+    double[] Update(HorizontalOptions o, ClientData data, LocalLearner learner, double[] theta, Command cmd, ref DpPlan? dp, ClientOutcome outcome)
+    {
+        var me = net.Self;
+        if (o.RecordDp)
+        {
+            dp ??= DpPlan.ForRecords(data.Rows, o);
+            var steps = (long)o.LocalEpochs * DpPlan.StepsPerEpoch(dp.Q);
+            if (!dp.CanSpend(steps))
+                throw new FedFailureException($"{me}: privacy budget spent (epsilon {dp.Spent:G4} of {dp.TargetEpsilon}); refusing round {cmd.Round}");
+            var (local, taken) = learner.TrainDp(theta, o.LocalEpochs, dp.Q, dp.Sigma, o.DpClip, o.LearningRate, o.L2, new Random(RandomNumberGenerator.GetInt32(int.MaxValue)));
+            dp.Record(taken);
+            Account(dp, outcome);
+            return [.. local.Select(t => t * data.Rows), data.Rows, 0];
+        }
+        var trained = learner.Train(theta, o.LocalEpochs, o.BatchSize, o.LearningRate, o.L2, o.Seed ^ (int)Data.Crc32.Compute(me), cmd.Round);
+        if (o.ClientDp)
+        {
+            dp ??= DpPlan.ForClients(o);
+            if (!dp.CanSpend(1))
+                throw new FedFailureException($"{me}: privacy budget spent (epsilon {dp.Spent:G4} of {dp.TargetEpsilon}); refusing round {cmd.Round}");
+            dp.Record(1);
+            Account(dp, outcome);
+            return [.. ClientDp.Clip(trained.Select((t, i) => t - theta[i]).ToArray(), o.DpClip), 1, 0];
+        }
+        var loss = learner.Loss(theta, o.L2); // data-dependent and not noised: sent only without DP
+        return [.. trained.Select(t => t * data.Rows), data.Rows, loss * data.Rows];
+    }
+
+    static void Account(DpPlan dp, ClientOutcome outcome)
+    {
+        outcome.Sigma = dp.Sigma; outcome.SamplingRate = dp.Q; outcome.Delta = dp.Delta;
+        outcome.EpsilonPerRound.Add(dp.Spent);
     }
 }
 
@@ -310,17 +337,29 @@ public sealed class CoordinatorRole(IMessenger net, IReadOnlyList<string> aggreg
 
         var P = options.Outputs * (features.Length + 1);
         var theta = new double[P];
+        // Client level: the coordinator keeps the same account as every client (one Gaussian release per round).
+        var account = options.ClientDp ? DpPlan.ForClients(options) : null;
+        var epsilons = new List<double>();
         var losses = new List<double>();
         var seconds = new List<double>();
         var clients = new List<int>();
         var stop = "max-rounds";
         for (var r = 1; r <= options.Rounds; r++)
         {
+            if (account is not null && !account.CanSpend(1)) { stop = "privacy-budget"; break; }
             var t0 = clock.Elapsed.TotalSeconds;
             var (v, n) = await SumAsync(new Command("round", $"round-{r}", r, Mean: mean, Std: std, Theta: theta), ct);
             var total = v[P];
             if (!(total >= 1)) throw new FedFailureException($"round {r}: the aggregated row count is {total}");
-            theta = v.Take(P).Select(t => t / total).ToArray();
+            if (account is not null)
+            {
+                // total = the number of clients: the mean of their clipped, noised updates moves the model
+                var last = theta;
+                theta = v.Take(P).Select((d, k) => last[k] + d / total).ToArray();
+                account.Record(1);
+                epsilons.Add(account.Spent);
+            }
+            else theta = v.Take(P).Select(t => t / total).ToArray();
             seconds.Add(clock.Elapsed.TotalSeconds - t0);
             clients.Add(n);
             if (!options.Dp)
@@ -329,7 +368,7 @@ public sealed class CoordinatorRole(IMessenger net, IReadOnlyList<string> aggreg
                 log($"{net.Self}: round {r}: loss {losses[^1]:G8} at the round's start, {n} clients, {seconds[^1] * 1000:F0} ms");
                 if (losses.Count >= 2 && Math.Abs(losses[^2] - losses[^1]) < options.Tolerance) { stop = "converged"; break; }
             }
-            else log($"{net.Self}: round {r}: {n} clients, {seconds[^1] * 1000:F0} ms");
+            else log($"{net.Self}: round {r}: {n} clients, {seconds[^1] * 1000:F0} ms{(account is null ? "" : $", epsilon {epsilons[^1]:G4} per client so far")}");
         }
         await Down(new Command("stop", "stop", Mean: mean, Std: std, Theta: theta, Reason: stop), ct);
         var model = HorizontalModel.Build(options, features, mean, std, theta, new Dictionary<string, string>
@@ -341,7 +380,7 @@ public sealed class CoordinatorRole(IMessenger net, IReadOnlyList<string> aggreg
         return new CoordinatorOutcome
         {
             Model = model, Losses = losses, Rounds = seconds.Count, StopReason = stop, SecondsPerRound = seconds,
-            ClientsPerRound = clients, TrainRows = trainRows, SetupSeconds = setup,
+            ClientsPerRound = clients, TrainRows = trainRows, SetupSeconds = setup, Sigma = account?.Sigma, EpsilonPerRound = epsilons,
         };
     }
 

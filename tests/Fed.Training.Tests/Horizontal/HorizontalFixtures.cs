@@ -23,12 +23,13 @@ public static class HorizontalFixtures
     static double Unit(string id, string salt) => Crc32.Compute(salt + id) / 4294967296.0;
 
     /// <summary>
-    /// Splits centralized.csv (the union) into 6 client files. "iid": a hash of the id picks the client. "label": 80%
+    /// Splits centralized.csv (the union) into 6 (or <c>count</c>) client files. "iid": a hash of the id picks the client. "label": 80%
     /// of each client's rows come from its dominant label bin (the class, or for a numeric target its sextile), the
     /// rest anywhere. "size": client sizes in the ratio 1:2:3:5:8:13. Deterministic (hashes of the ids).
     /// </summary>
-    public static List<HorizontalClient> Split(string set, string how, string dir)
+    public static List<HorizontalClient> Split(string set, string how, string dir, int count = Clients)
     {
+        if (how != "iid" && count != Clients) throw new ArgumentException("skewed splits are defined for 6 clients");
         var lines = File.ReadAllLines(TrainingFixtures.Data(set, "centralized.csv"));
         var header = lines[0];
         var rows = lines.Skip(1).ToList();
@@ -39,7 +40,7 @@ public static class HorizontalFixtures
         else
         {
             var sorted = y.Order().ToArray();
-            bin = y.Select(v => Math.Min(Clients - 1, Array.BinarySearch(sorted, v) * Clients / sorted.Length)).Select(b => Math.Max(0, b)).ToArray();
+            bin = y.Select(v => Math.Min(count - 1, Array.BinarySearch(sorted, v) * count / sorted.Length)).Select(b => Math.Max(0, b)).ToArray();
         }
         var bins = bin.Max() + 1;
         double[] sizes = [1, 2, 3, 5, 8, 13];
@@ -50,18 +51,18 @@ public static class HorizontalFixtures
             var u = Unit(id, "client");
             switch (how)
             {
-                case "iid": return (int)(u * Clients);
+                case "iid": return (int)(u * count);
                 case "size": return Array.FindIndex(cumulative, c => u < c);
                 case "label":
-                    var dominated = Enumerable.Range(0, Clients).Where(k => k % bins == bin[i]).ToArray();
+                    var dominated = Enumerable.Range(0, count).Where(k => k % bins == bin[i]).ToArray();
                     if (Unit(id, "skew") < 0.8 && dominated.Length > 0) return dominated[(int)(u * dominated.Length)];
-                    return (int)(u * Clients);
+                    return (int)(u * count);
                 default: throw new ArgumentException(how);
             }
         }).ToArray();
         Directory.CreateDirectory(dir);
         var result = new List<HorizontalClient>();
-        for (var k = 0; k < Clients; k++)
+        for (var k = 0; k < count; k++)
         {
             var path = Path.Combine(dir, $"client{k + 1}.csv");
             File.WriteAllLines(path, rows.Where((_, i) => client[i] == k).Prepend(header));
