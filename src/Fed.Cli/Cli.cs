@@ -121,7 +121,7 @@ public sealed class CliOutput(bool json, TextWriter stdout, TextWriter stderr)
     public CliProgress Bar(string label, long? total, string unit = "rows") => CliProgress.Start(this, label, total, unit);
 
     /// <summary>A component's progress callback: lines matching <paramref name="pattern"/> (groups "done", optional
-    /// "note") move the bar when it is shown; every other line, or every line off a terminal, goes to stderr as is.</summary>
+    /// "note" and "total") move the bar when it is shown; every other line, or every line off a terminal, goes to stderr as is.</summary>
     public Action<string> Lines(CliProgress bar, string pattern)
     {
         var re = new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
@@ -129,7 +129,8 @@ public sealed class CliOutput(bool json, TextWriter stdout, TextWriter stderr)
         {
             if (bar.Visible && re.Match(line) is { Success: true } m
                 && long.TryParse(m.Groups["done"].Value.Replace(",", ""), NumberStyles.Integer, CultureInfo.InvariantCulture, out var done))
-                bar.Report(done, m.Groups["note"].Success ? m.Groups["note"].Value : null);
+                bar.Report(done, m.Groups["note"].Success ? m.Groups["note"].Value : null,
+                    long.TryParse(m.Groups["total"].Value.Replace(",", ""), NumberStyles.Integer, CultureInfo.InvariantCulture, out var total) ? total : null);
             else Progress(line);
         };
     }

@@ -46,10 +46,12 @@ public sealed class CliProgress : IDisposable
             ? new CliProgress(label, total, unit)
             : new CliProgress(label);
 
-    /// <summary>Work done so far, with an optional note (e.g. "loss 0.213").</summary>
-    public void Report(long done, string? note = null)
+    /// <summary>Work done so far, with an optional note (e.g. "loss 0.213") and the total once it is known (then a
+    /// bar of unknown length gets its length, and so an ETA).</summary>
+    public void Report(long done, string? note = null, long? total = null)
     {
         if (_task is null) return;
+        if (total is > 0 && _task.IsIndeterminate) { _task.MaxValue = total.Value; _task.IsIndeterminate = false; }
         _task.Value = done;
         if (note != null) _task.Description = Markup.Escape($"{_label} {note}");
     }

@@ -9,6 +9,7 @@ using Fed.Core.Scoring;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using StackExchange.Redis;
+using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
 
@@ -33,10 +34,22 @@ public sealed class InitiatorService : ServiceHost
     readonly ConnectionMultiplexer _redis;
     readonly TimeSpan _ttl;
     readonly NearCache? _near;
+    readonly Prometheus.Counter.Child _cacheHits, _cacheMisses, _nearHits, _nearMisses;
+    readonly Prometheus.Counter _cacheErrors, _cacheWriteRetries, _predictions, _partyRequests;
+    readonly Prometheus.Histogram _partySeconds;
 
     public InitiatorService(InitiatorConfig config) : base(config, "initiator:" + config.PartyId, defaultReplayRedis: config.Redis)
     {
         _config = config;
+        var lookups = Metrics.Counter("fed_cache_lookups_total", "Prediction cache lookups by result.", "result");
+        (_cacheHits, _cacheMisses) = (lookups.WithLabels("hit"), lookups.WithLabels("miss"));
+        var nearLookups = Metrics.Counter("fed_near_cache_lookups_total", "Near-cache lookups by result (a miss goes on to Redis).", "result");
+        (_nearHits, _nearMisses) = (nearLookups.WithLabels("hit"), nearLookups.WithLabels("miss"));
+        _cacheErrors = Metrics.Counter("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
+        _cacheWriteRetries = Metrics.Counter("fed_cache_write_retries_total", "Cache writes sent again after a Redis error or no acknowledgement in time (idempotent: same key, same bytes).");
+        _predictions = Metrics.Counter("fed_predictions_total", "Samples answered by the initiator, by status.", "status");
+        _partyRequests = Metrics.Counter("fed_party_requests_total", "Partial-score calls per party and outcome (ok, timeout, error).", "party", "status");
+        _partySeconds = Metrics.Histogram("fed_party_request_duration_seconds", "Latency of partial-score calls per party.", "party");
         _pool = new WarehousePool(config.Warehouse, config.WarehouseConnections);
         Models = new ModelCache(_pool, config.PartyId, TimeSpan.FromSeconds(config.ModelRefreshSeconds));
         _parties = config.Parties.ToDictionary(p => p.PartyId,
@@ -47,11 +60,11 @@ public sealed class InitiatorService : ServiceHost
         var near = config.NearCache ?? NearCacheConfig.Default;
         if (near.Enabled)
         {
-            try { _near = NearCache.Start(near, config.Redis, Metrics, (msg, err) => Log.Write("warn", msg, ("error", err))); }
+            try { _near = NearCache.Start(near, config.Redis, Metrics, (msg, err) => Log.Write(LogLevel.Warning, msg, ("error", err))); }
             catch (FedFailureException e) when (config.NearCache is null)
             {
                 // Not asked for: run without it (every lookup goes to Redis), and say so once.
-                Log.Write("warn", "near cache off: Redis cannot track keys for it (set near_cache.max_entries 0 to silence this)", ("error", e.Message));
+                Log.Write(LogLevel.Warning, "near cache off: Redis cannot track keys for it (set near_cache.max_entries 0 to silence this)", ("error", e.Message));
             }
             catch
             {
@@ -65,8 +78,7 @@ public sealed class InitiatorService : ServiceHost
         Metrics.Gauge("fed_near_cache_entries", "Prediction records held in the initiator's near cache.", () => _near?.Count ?? 0);
         Metrics.Gauge("fed_cache_hit_ratio", "Cache hits / lookups since start (NaN before the first lookup).", () =>
         {
-            double hit = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "hit"));
-            double miss = Metrics.Counter("fed_cache_lookups_total", Metrics.L("result", "miss"));
+            double hit = _cacheHits.Value, miss = _cacheMisses.Value;
             return hit + miss == 0 ? double.NaN : hit / (hit + miss);
         });
     }
@@ -165,13 +177,13 @@ public sealed class InitiatorService : ServiceHost
                 for (var i = 0; i < n; i++)
                     if (values[i].HasValue) { records[i] = PredictionRecord.Parse(values[i]!, keys[i]!); fromCache[i] = true; }
                 var hits = fromCache.Count(h => h);
-                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "hit"), hits);
-                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "miss"), n - hits);
+                _cacheHits.Inc(hits);
+                _cacheMisses.Inc(n - hits);
             }
             catch (RedisException e)
             {
-                Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
-                Log.Write("warn", "cache read failed", ("request_id", info.RequestId), ("error", e.Message));
+                _cacheErrors.Inc();
+                Log.Write(LogLevel.Warning, "cache read failed", ("request_id", info.RequestId), ("error", e.Message));
             }
         }
 
@@ -225,7 +237,7 @@ public sealed class InitiatorService : ServiceHost
             }
             if (toCache.Count > 0) await WriteCache(toCache, cached, info.RequestId);
         }
-        Metrics.IncEach("fed_predictions_total", "Samples answered by the initiator, by status.", "status", statuses.Select(st => st ?? SampleStatus.Ok));
+        Metrics.IncEach(_predictions, statuses.Select(st => st ?? SampleStatus.Ok));
 
         using var body = new ResponseBody(512 + n * 96);
         using (var w = body.Json())
@@ -319,9 +331,9 @@ public sealed class InitiatorService : ServiceHost
         PartyOutcome Done(string status, string? error, PartySampleResult[]? results = null, string? coverage = null)
         {
             var secs = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            Metrics.Observe("fed_party_request_duration_seconds", "Latency of partial-score calls per party.", Metrics.L("party", party), secs);
-            Metrics.Inc("fed_party_requests_total", "Partial-score calls per party and outcome (ok, timeout, error).", Metrics.L("party", party, "status", status));
-            if (status != PartyOutcome.Ok) Log.Write("warn", "party call failed", ("request_id", requestId), ("party", party), ("status", status), ("error", error));
+            _partySeconds.WithLabels(party).Observe(secs);
+            _partyRequests.WithLabels(party, status).Inc();
+            if (status != PartyOutcome.Ok) Log.Write(LogLevel.Warning, "party call failed", ("request_id", requestId), ("party", party), ("status", status), ("error", error));
             return new PartyOutcome(party, status, error, secs * 1000, results, coverage);
         }
         if (!_parties.TryGetValue(party, out var ep))
@@ -449,11 +461,11 @@ public sealed class InitiatorService : ServiceHost
             }
             pending = failed;
             if (pending.Count == 0 || attempt == WriteAttempts) break;
-            Metrics.Inc("fed_cache_write_retries_total", "Cache writes sent again after a Redis error or no acknowledgement in time (idempotent: same key, same bytes).", by: pending.Count);
+            _cacheWriteRetries.Inc(pending.Count);
         }
         if (pending.Count == 0) return;
-        Metrics.Inc("fed_cache_errors_total", "Redis errors (the request is still answered without the cache).");
-        Log.Write("warn", "cache write failed", ("request_id", requestId), ("error", error));
+        _cacheErrors.Inc();
+        Log.Write(LogLevel.Warning, "cache write failed", ("request_id", requestId), ("error", error));
     }
 
     internal const int WriteAttempts = 4, WriteBudgetMs = 3000;
@@ -471,10 +483,10 @@ public sealed class InitiatorService : ServiceHost
         if (_near != null)
         {
             var near = _near.TryGet(key);
-            Metrics.Inc("fed_near_cache_lookups_total", "Near-cache lookups by result (a miss goes on to Redis).", Metrics.L("result", near != null ? "hit" : "miss"));
+            (near != null ? _nearHits : _nearMisses).Inc();
             if (near != null)
             {
-                Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", "hit"));
+                _cacheHits.Inc();
                 await ResponseBody.SendAsync(ctx.Response, near);
                 return;
             }
@@ -483,7 +495,7 @@ public sealed class InitiatorService : ServiceHost
         RedisValue value;
         try { value = await Redis.StringGetAsync(key); }
         catch (RedisException e) { throw new FedFailureException("prediction cache unavailable: " + e.Message, e); }
-        Metrics.Inc("fed_cache_lookups_total", "Prediction cache lookups by result.", Metrics.L("result", value.HasValue ? "hit" : "miss"));
+        (value.HasValue ? _cacheHits : _cacheMisses).Inc();
         if (value.HasValue)
         {
             var bytes = (byte[])value!;

@@ -29,7 +29,7 @@ public sealed class NearCache : IDisposable
     readonly long[] _generations = new long[Slots];
     readonly int _maxEntries;
     readonly long _maxAgeMs;
-    readonly Metrics _metrics;
+    readonly Prometheus.Counter _invalidations;
     InvalidationListener? _listener;
     ClusterTracking? _cluster;
     long _epoch;
@@ -38,7 +38,7 @@ public sealed class NearCache : IDisposable
 
     NearCache(NearCacheConfig config, Metrics metrics)
     {
-        _metrics = metrics;
+        _invalidations = metrics.Counter("fed_near_cache_invalidations_total", "Invalidations received from Redis for prediction keys.");
         _maxEntries = config.MaxEntries;
         _maxAgeMs = config.MaxAgeMs;
     }
@@ -122,7 +122,7 @@ public sealed class NearCache : IDisposable
     {
         Interlocked.Increment(ref _generations[SlotOf(key)]); // first, so a racing Put sees it
         if (_map.TryRemove(key, out _)) Interlocked.Decrement(ref _count);
-        _metrics.Inc("fed_near_cache_invalidations_total", "Invalidations received from Redis for prediction keys.");
+        _invalidations.Inc();
     }
 
     void Remove(string key, Entry e)

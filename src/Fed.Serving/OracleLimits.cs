@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Serialization;
 using Fed.Core;
 using Fed.Core.Security;
+using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
 
@@ -62,7 +63,7 @@ public sealed class OracleLimits : IAsyncDisposable
     readonly Dictionary<(string Caller, string Model), Population> _populations = new();
     readonly Dictionary<string, long> _quota;
     readonly Dictionary<string, (long Day, long Used)> _used = new(StringComparer.Ordinal);
-    readonly JsonLog? _audit;
+    readonly ServiceLog? _audit;
     readonly byte[]? _auditKey;
 
     public OracleLimits(OracleConfig config, string service)
@@ -79,7 +80,7 @@ public sealed class OracleLimits : IAsyncDisposable
         if (config.AuditLog != null)
         {
             _auditKey = ServingConfig.DecodeKey(null, config.AuditKeyEnv, "oracle.audit_key_env");
-            _audit = new JsonLog(service, config.AuditLog);
+            _audit = new ServiceLog(service, config.AuditLog);
         }
     }
 
@@ -111,7 +112,7 @@ public sealed class OracleLimits : IAsyncDisposable
     public void Audit(string caller, string requestId, string model, int? version, string mode, string[] ids)
     {
         if (_audit is null) return;
-        _audit.Write("info", "asked", ("request_id", requestId), ("caller", caller), ("model_id", model), ("version", version), ("mode", mode),
+        _audit.Write(LogLevel.Information, "asked", ("request_id", requestId), ("caller", caller), ("model_id", model), ("version", version), ("mode", mode),
             ("samples", ids.Length), ("id_hmacs", string.Join(',', ids.Select(id => Token(_auditKey!, id)))));
     }
 

@@ -4,6 +4,7 @@ using Fed.Core.Scoring;
 using Fed.Warehouse;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Fed.Serving;
 
@@ -41,10 +42,13 @@ public sealed class PartyService : ServiceHost
 
     readonly OracleLimits _oracle;
     readonly MaskKeys? _maskKeys;
+    readonly Prometheus.Counter _quotaRefused, _partialScores;
 
     public PartyService(PartyConfig config) : base(config, "party:" + config.PartyId)
     {
         _config = config;
+        _quotaRefused = Metrics.Counter("fed_quota_refused_total", "Requests refused by a caller's daily quota.", "caller");
+        _partialScores = Metrics.Counter("fed_partial_scores_total", "Samples answered by status.", "status");
         _oracle = new OracleLimits(config.Oracle, "audit:" + config.PartyId);
         _maskKeys = config.MaskKeys is { } mk ? MaskKeys.Read(mk) : null;
         if (_maskKeys != null && _maskKeys.Party != config.PartyId)
@@ -87,7 +91,7 @@ public sealed class PartyService : ServiceHost
         _oracle.Audit(info.Caller, info.RequestId, req.ModelId, req.Version, PredictionModes.Name(req.Mode), req.SampleIds);
         if (_oracle.Charge(info.Caller, req.SampleIds.Length) is { } over)
         {
-            Metrics.Inc("fed_quota_refused_total", "Requests refused by a caller's daily quota.", Metrics.L("caller", info.Caller));
+            _quotaRefused.WithLabels(info.Caller).Inc();
             await Error(ctx, 429, over, "QuotaExceeded");
             return;
         }
@@ -98,7 +102,7 @@ public sealed class PartyService : ServiceHost
         if (maskedRun && await MaskCheck(lm, req) is { } bad) { await Error(ctx, 400, bad, "BadRequest"); return; }
         var results = ScoreAgreed(lm, req, coverage, _oracle.Allowed(info.Caller, req.ModelId, req.SampleIds));
         if (maskedRun) results = Mask(lm, req.MaskId!, results);
-        Metrics.IncEach("fed_partial_scores_total", "Samples answered by status.", "status", results.Select(r => r.Status));
+        Metrics.IncEach(_partialScores, results.Select(r => r.Status));
 
         using var body = new ResponseBody(256 + results.Count * 64);
         using (var w = body.Json())
@@ -467,13 +471,13 @@ public sealed class PartyService : ServiceHost
 /// <summary>Admin endpoints both services expose: activate a version, roll back to the previous one.</summary>
 static class AdminEndpoints
 {
-    public static void Map(WebApplication app, ModelCache models, JsonLog log)
+    public static void Map(WebApplication app, ModelCache models, ServiceLog log)
     {
         app.MapPost("/v1/admin/models/{id}/activate", (HttpContext ctx, string id) => Activate(ctx, models, id, log)).Allow(Access.Admin);
         app.MapPost("/v1/admin/models/{id}/rollback", (HttpContext ctx, string id) => Rollback(ctx, models, id, log)).Allow(Access.Admin);
     }
 
-    public static async Task Activate(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    public static async Task Activate(HttpContext ctx, ModelCache models, string id, ServiceLog log)
     {
         Identifiers.ModelId(id);
         var body = ((RequestInfo)ctx.Items[typeof(RequestInfo)]!).Body;
@@ -486,15 +490,15 @@ static class AdminEndpoints
         }
         catch (JsonException e) { throw new BadInputException("body must be {\"version\": N}: " + e.Message); }
         var active = models.Activate(id, version);
-        log.Write("info", "model activated", ("model_id", id), ("version", active));
+        log.Write(LogLevel.Information, "model activated", ("model_id", id), ("version", active));
         await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
     }
 
-    public static async Task Rollback(HttpContext ctx, ModelCache models, string id, JsonLog log)
+    public static async Task Rollback(HttpContext ctx, ModelCache models, string id, ServiceLog log)
     {
         Identifiers.ModelId(id);
         var active = models.Rollback(id);
-        log.Write("info", "model rolled back", ("model_id", id), ("version", active));
+        log.Write(LogLevel.Information, "model rolled back", ("model_id", id), ("version", active));
         await ctx.Response.WriteAsJsonAsync(new { model_id = id, active_version = active });
     }
 }

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Prometheus;
 
 namespace Fed.Serving;
 
@@ -72,7 +73,11 @@ public abstract class ServiceHost : IAsyncDisposable
         _callers = config.Callers.ToDictionary(c => c.Key, c => (c.Value.ResolveKey("callers." + c.Key), c.Value.Admin, c.Value.CertSha256), StringComparer.Ordinal);
         _cert = config.Tls?.Load(service);
         _nonces = NonceStore.Create(config.Replay, config.SignatureMaxAgeSeconds, defaultReplayRedis);
-        Log = new JsonLog(service, config.Log);
+        Log = new ServiceLog(service, config.Log);
+        _requestSeconds = Metrics.Histogram("fed_http_request_duration_seconds", "Request latency by route.", "route");
+        _requests = Metrics.Counter("fed_http_requests_total", "Requests by route and status code.", "route", "code");
+        _authFailures = Metrics.Counter("fed_auth_failures_total", "Requests refused by the signature check.");
+        _rateLimited = Metrics.Counter("fed_rate_limited_total", "Requests refused by the per-caller rate limit.", "caller");
         var rl = config.RateLimit;
         _limiters = _callers.ToDictionary(c => c.Key, RateLimiter (_) => new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
@@ -84,8 +89,10 @@ public abstract class ServiceHost : IAsyncDisposable
     }
 
     public string Service { get; }
-    public JsonLog Log { get; }
+    public ServiceLog Log { get; }
     public Metrics Metrics { get; } = new();
+    readonly Prometheus.Histogram _requestSeconds;
+    readonly Prometheus.Counter _requests, _authFailures, _rateLimited;
     /// <summary>The service's certificate (TLS on), for the initiator's client side.</summary>
     protected System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate => _cert;
     /// <summary>The bound main-listener address once started (port 0 resolved), e.g. https://127.0.0.1:41234.</summary>
@@ -148,12 +155,12 @@ public abstract class ServiceHost : IAsyncDisposable
             return why is null ? Results.Json(new { status = "ready", service = Service })
                 : Results.Json(new { status = "not_ready", service = Service, reason = Secrets.Redact(why) }, statusCode: 503);
         }).Allow(Access.Ops);
-        app.MapGet("/metrics", (HttpContext c) => Results.Text(Metrics.Render(), "text/plain; version=0.0.4; charset=utf-8")).Allow(Access.Ops);
+        app.MapMetrics("/metrics", Metrics.Registry).Allow(Access.Ops);
         Map(app);
         await app.StartAsync(ct);
         _app = app;
         _ready = true;
-        Log.Write("info", "listening", ("urls", string.Join(",", Urls)), ("ops_url", OpsUrl), ("tls", _cert != null));
+        Log.Write(LogLevel.Information, "listening", ("urls", string.Join(",", Urls)), ("ops_url", OpsUrl), ("tls", _cert != null));
     }
 
     void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions k, string url, bool ops)
@@ -222,7 +229,7 @@ public abstract class ServiceHost : IAsyncDisposable
         }
         catch (Exception e) when (!ctx.Response.HasStarted && e is not OperationCanceledException)
         {
-            Log.Write("error", "unhandled", ("request_id", rid), ("error", e.ToString()));
+            Log.Write(LogLevel.Error, "unhandled", ("request_id", rid), ("error", e.ToString()));
             await Error(ctx, 500, "internal error; see the service log for request id " + rid, "InternalError");
         }
         finally
@@ -232,10 +239,10 @@ public abstract class ServiceHost : IAsyncDisposable
             // The matched route's template (never the raw path: labels stay bounded whatever is sent).
             var route = (ctx.GetEndpoint() as Microsoft.AspNetCore.Routing.RouteEndpoint)?.RoutePattern.RawText ?? "other";
             var caller = ctx.Items.TryGetValue(typeof(RequestInfo), out var i) && i is RequestInfo ri ? ri.Caller : "-";
-            Metrics.Observe("fed_http_request_duration_seconds", "Request latency by route.", Metrics.L("route", route), secs);
-            Metrics.Inc("fed_http_requests_total", "Requests by route and status code.", Metrics.L("route", route, "code", status.ToString()));
+            _requestSeconds.WithLabels(route).Observe(secs);
+            _requests.WithLabels(route, status.ToString(System.Globalization.CultureInfo.InvariantCulture)).Inc();
             if (Log.Enabled && route != "/metrics")
-                Log.Request(status >= 500 ? "error" : status >= 400 ? "warn" : "info", rid, caller, ctx.Request.Method, route, status, secs * 1000);
+                Log.Request(status >= 500 ? LogLevel.Error : status >= 400 ? LogLevel.Warning : LogLevel.Information, rid, caller, ctx.Request.Method, route, status, secs * 1000);
         }
     }
 
@@ -292,7 +299,7 @@ public abstract class ServiceHost : IAsyncDisposable
         if (why is null) why = await _nonces.TryUse(caller, nonce);
         if (why != null)
         {
-            Metrics.Inc("fed_auth_failures_total", "Requests refused by the signature check.");
+            _authFailures.Inc();
             ctx.Response.Headers.WWWAuthenticate = "Fed-HMAC";
             return (null, Error(ctx, 401, why, "Unauthorized"));
         }
@@ -301,7 +308,7 @@ public abstract class ServiceHost : IAsyncDisposable
         using var lease = _limiters[caller].AttemptAcquire();
         if (!lease.IsAcquired)
         {
-            Metrics.Inc("fed_rate_limited_total", "Requests refused by the per-caller rate limit.", Metrics.L("caller", caller));
+            _rateLimited.WithLabels(caller).Inc();
             ctx.Response.Headers.RetryAfter = "1";
             return (null, Error(ctx, 429, $"rate limit for caller '{caller}' exceeded ({_config.RateLimit.PermitsPerSecond}/s, burst {_config.RateLimit.Burst}); retry later", "RateLimited"));
         }

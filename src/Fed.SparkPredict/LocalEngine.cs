@@ -352,6 +352,8 @@ public static class LocalEngine
         using var source = plan.Ids is null ? opened : new IdFilteredSource(opened, AgreedIds(plan, warehouse));
         var scorer = new PartialScorer(m);
         var lastReport = Stopwatch.StartNew();
+        // Parquet metadata gives the row count for free (an ETA); CSV and warehouse scans would need a second pass.
+        long? total = source is ParquetFeatureSource pq ? pq.Rows : null;
         void Progress(long rows) // from several workers at once on the parallel path
         {
             if (progress is null) return;
@@ -359,7 +361,7 @@ public static class LocalEngine
             {
                 if (lastReport.ElapsedMilliseconds < 2000) return;
                 lastReport.Restart();
-                progress($"  {rows:N0} rows scored");
+                progress(total is { } t ? $"  {rows:N0} of {t:N0} rows scored" : $"  {rows:N0} rows scored");
             }
         }
         void Rejected(FeatureBatch b, int[] miss, int r)

@@ -87,7 +87,7 @@ public class JsonContractTests
             (["train", "cert", "--party", "guest", "--out", h.Path("guest.p12")], "name certificate cert_sha256 encrypted"),
             (["train", "local", "--kind", "logistic", "--party", "guest=" + Path.Combine(s, "guest.csv"), "--party", "host=" + Path.Combine(s, "host.csv"),
               "--out", h.Path("trained"), "--key-bits", "1024", "--insecure-test-key-bits", "--max-iter", "2"],
-                "kind model_id version intersection epochs stop_reason final_loss loss_per_epoch seconds models"),
+                "kind model_id version intersection filled_with_mean epochs stop_reason final_loss loss_per_epoch seconds models"),
             (["train", "party", "--config", h.Path("none.json")], "ERROR bad_input"),
             (["serve", "party", "--config", h.Path("none.json")], "ERROR bad_input"),
             (["serve", "initiator", "--config", h.Path("none.json")], "ERROR bad_input"),

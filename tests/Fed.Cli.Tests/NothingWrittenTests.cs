@@ -113,9 +113,30 @@ public class NothingWrittenTests
         Assert.True(r.Code == 3, r.ToString());
         Assert.Equal("empty_result", r.Json["error_code"]!.GetValue<string>());
         Assert.Contains("--allow-empty", r.Err);
+        // Exit 3 is not "nothing written": the empty result is written (a header-only predictions file).
+        Assert.Single(File.ReadAllLines(h.Path("p.csv")));
         var ok = h.Fed(Local(h, h.Path("host.csv"), h.Path("p2.csv"), "--allow-empty", "--json"));
         Assert.True(ok.Code == 0, ok.ToString());
         Assert.Equal(0, ok.Json["predictions"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void A_daily_batch_that_scores_zero_rows_exits_3_unless_allow_empty()
+    {
+        var h = new Harness();
+        var wh = "sqlite:" + h.Path("w.db");
+        Assert.Equal(0, h.Fed("convert", "--model", Models.Guest, "--model", Models.Host, "--warehouse", wh).Code);
+        File.WriteAllLines(h.Path("guest.csv"), [File.ReadLines(Path.Combine(Harness.Samples, "guest.csv")).First()]);
+        string[] Batch(string outDir) =>
+            ["predict", "batch", "--party", "guest", "--model-id", "breast_cancer_lr", "--features", h.Path("guest.csv"), "--dt", "2026-12-01",
+             "--warehouse", wh, "--out", h.Path(outDir), "--json"];
+        var r = h.Fed(Batch("s1"));
+        Assert.True(r.Code == 3, r.ToString());
+        Assert.Equal("empty_result", r.Json["error_code"]!.GetValue<string>());
+        Assert.Contains("0 rows of", r.Json["error"]!.GetValue<string>());
+        var ok = h.Fed([.. Batch("s2"), "--allow-empty"]);
+        Assert.True(ok.Code == 0, ok.ToString());
+        Assert.Equal(0, ok.Json["rows_scored"]!.GetValue<int>());
     }
 
     [Fact]

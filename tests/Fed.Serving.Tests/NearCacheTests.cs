@@ -48,7 +48,7 @@ public sealed class NearCacheTests(NearCacheFixture f) : IClassFixture<NearCache
     Task<(int Status, string Body)> Get(string sample, InitiatorService? via = null) =>
         ServingWorld.Send(f.Http, HttpMethod.Get, (via ?? W.Initiator).Url + $"/v1/predictions/{W.ModelId}/{sample}", "client", W.ClientKey, null);
 
-    static long NearHits(InitiatorService s) => s.Metrics.Counter("fed_near_cache_lookups_total", Metrics.L("result", "hit"));
+    static long NearHits(InitiatorService s) => s.Metrics.Value("fed_near_cache_lookups_total", "hit");
 
     string Key(string sample) => PredictionKeys.Record(W.ModelId, 2, sample);
 

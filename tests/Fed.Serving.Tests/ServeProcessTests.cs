@@ -129,8 +129,8 @@ public sealed class ServeProcessTests : IAsyncLifetime
         Assert.Equal("0600", Mode(model));
         Assert.Equal("0600", Mode(Path.Combine(W.Dir, "v1", "guest.json")));
         // A service's JSON log file.
-        var log = new JsonLog("t", "file:" + Path.Combine(dir, "svc.jsonl"));
-        log.Write("info", "x");
+        var log = new ServiceLog("t", "file:" + Path.Combine(dir, "svc.jsonl"));
+        log.Write(LogLevel.Information, "x");
         await log.DisposeAsync();
         Assert.Equal("0600", Mode(Path.Combine(dir, "svc.jsonl")));
         // A key file others can read is refused (by the service config too), unless explicitly allowed.

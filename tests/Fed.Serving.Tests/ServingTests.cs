@@ -186,14 +186,47 @@ public abstract class ServingContract(WorldFixture f)
             Assert.Equal(System.Net.HttpStatusCode.OK, resp.StatusCode);
             Assert.Equal("trace-42", resp.Headers.GetValues("X-Request-Id").Single());
         }
+        // Microsoft.Extensions.Logging's JSON console formatter: one object per line, the fields under "State".
         var lines = File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        var line = lines.Single(x => x.GetProperty("msg").GetString() == "request");
-        Assert.Equal("trace-42", line.GetProperty("request_id").GetString());
-        Assert.Equal("initiator", line.GetProperty("caller").GetString());
-        Assert.Equal("/v1/partial-scores", line.GetProperty("route").GetString());
-        Assert.Equal(200, line.GetProperty("status").GetInt32());
-        Assert.Equal("party:guest", line.GetProperty("service").GetString());
-        Assert.True(line.GetProperty("duration_ms").GetDouble() >= 0);
+        Assert.True(lines.Any(x => x.GetProperty("Message").GetString() == "listening"), File.ReadAllText(path));
+        var line = lines.Single(x => x.GetProperty("EventId").GetInt32() == 1);
+        Assert.Equal("Information", line.GetProperty("LogLevel").GetString());
+        Assert.Equal("party:guest", line.GetProperty("Category").GetString());
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", line.GetProperty("Timestamp").GetString());
+        var state = line.GetProperty("State");
+        Assert.Equal("trace-42", state.GetProperty("request_id").GetString());
+        Assert.Equal("initiator", state.GetProperty("caller").GetString());
+        Assert.Equal("POST", state.GetProperty("method").GetString());
+        Assert.Equal("/v1/partial-scores", state.GetProperty("route").GetString());
+        Assert.Equal(200, state.GetProperty("status").GetInt32());
+        Assert.True(state.GetProperty("duration_ms").GetDouble() > 0);
+        Assert.StartsWith("request trace-42 initiator POST /v1/partial-scores 200 ", line.GetProperty("Message").GetString());
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Log_lines_never_carry_a_secret_and_the_file_is_0600()
+    {
+        var path = Path.Combine(W.Dir, "redact-" + Guid.NewGuid().ToString("N")[..6] + ".log");
+        const string pw = "hunter2-log-secret";
+        await using (var log = new ServiceLog("party:t", "file:" + path))
+        {
+            Assert.True(log.Enabled);
+            log.Write(Microsoft.Extensions.Logging.LogLevel.Warning, $"cannot reach 127.0.0.1:6379,password={pw}",
+                ("error", $"odbc:dialect=postgres;Driver={{PostgreSQL Unicode}};UID=fed;PWD={pw};Port=5432"),
+                ("cause", new InvalidOperationException($"redis://fed:{pw}@h:6379")), ("count", 3), ("ok", true));
+        }
+        Assert.Equal("0600", Fed.Core.Security.SecretFiles.Octal(File.GetUnixFileMode(path)));
+        var text = File.ReadAllText(path);
+        Assert.DoesNotContain(pw, text);
+        var line = JsonDocument.Parse(text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Single()).RootElement;
+        Assert.Equal("Warning", line.GetProperty("LogLevel").GetString());
+        Assert.Equal("cannot reach 127.0.0.1:6379,password=***", line.GetProperty("Message").GetString());
+        var state = line.GetProperty("State");
+        Assert.Equal("odbc:dialect=postgres;Driver={PostgreSQL Unicode};UID=fed;PWD=***;Port=5432", state.GetProperty("error").GetString());
+        Assert.Contains("redis://fed:***@h:6379", state.GetProperty("cause").GetString());
+        Assert.Equal(3, state.GetProperty("count").GetInt32());
+        Assert.True(state.GetProperty("ok").GetBoolean());
     }
 
     static async Task<WebApplication> FakeParty(RequestDelegate handler)
@@ -393,6 +426,7 @@ public abstract class ServingContract(WorldFixture f)
         var codes = new List<int>();
         for (var i = 0; i < 5; i++) codes.Add((await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "initiator", W.GuestKey, body)).Status);
         Assert.Equal([200, 200, 200, 429, 429], codes);
+        Assert.Equal(2, ServingWorld.Sample(await W.Ops(Http, party.Url), "fed_rate_limited_total{caller=\"initiator\"}"));
         // Another caller has its own bucket.
         Assert.Equal(200, (await ServingWorld.Send(Http, HttpMethod.Post, party.Url + "/v1/partial-scores", "admin", W.AdminKey, body)).Status);
     }
@@ -428,8 +462,11 @@ public abstract class ServingContract(WorldFixture f)
         Assert.Equal(0.125, JsonDocument.Parse(bb).RootElement.GetProperty("predict_value").GetDouble());
         Assert.Equal("batch", JsonDocument.Parse(bb).RootElement.GetProperty("source").GetString());
         var metrics = await W.Ops(Http, W.Initiator.Url);
-        Assert.Contains("fed_cache_hit_ratio ", metrics);
-        Assert.Contains("fed_cache_lookups_total{result=\"hit\"}", metrics);
+        // The gauge is computed at scrape from the two counters it summarises.
+        var hit = ServingWorld.Sample(metrics, "fed_cache_lookups_total{result=\"hit\"}");
+        var miss = ServingWorld.Sample(metrics, "fed_cache_lookups_total{result=\"miss\"}");
+        Assert.True(hit >= ids.Length + 2, $"hits {hit}");
+        Assert.Equal(hit / (hit + miss), ServingWorld.Sample(metrics, "fed_cache_hit_ratio"), 12);
     }
 
     [Fact]
@@ -597,6 +634,9 @@ public abstract class ServingContract(WorldFixture f)
     public async Task Health_readiness_and_prometheus_metrics()
     {
         await Predict(W.SharedIds.Take(3));
+        var before = await W.Ops(Http, W.Initiator.Url);
+        var hostBefore = await W.Ops(Http, W.Parties["host"].Url);
+        await Predict(W.SharedIds.Skip(3).Take(4));
         foreach (var url in new[] { W.Initiator.Url, W.Parties["guest"].Url, W.Parties["host"].Url })
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await Http.GetAsync(url + "/healthz")).StatusCode);
@@ -606,13 +646,27 @@ public abstract class ServingContract(WorldFixture f)
             var (ready, body) = await ServingWorld.Send(Http, HttpMethod.Get, url + "/readyz", "admin", W.AdminKey, null);
             Assert.True(ready == 200, body);
         }
-        var m = (await ServingWorld.Send(Http, HttpMethod.Get, W.Initiator.Url + "/metrics", "admin", W.AdminKey, null)).Body;
+        using var scrape = new HttpRequestMessage(HttpMethod.Get, W.Initiator.Url + "/metrics");
+        RequestSigning.Apply(scrape, W.AdminKey, "admin", [], null, null);
+        using var resp = await Http.SendAsync(scrape);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", resp.Content.Headers.ContentType?.ToString());
+        var m = await resp.Content.ReadAsStringAsync();
         Assert.Contains("# TYPE fed_http_request_duration_seconds histogram", m);
-        Assert.Contains("fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}", m);
-        Assert.Contains("fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}", m);
-        Assert.Contains("fed_party_requests_total{party=\"guest\",status=\"ok\"}", m);
-        var pm = (await ServingWorld.Send(Http, HttpMethod.Get, W.Parties["host"].Url + "/metrics", "admin", W.AdminKey, null)).Body;
-        Assert.Contains("fed_partial_scores_total{status=\"ok\"}", pm);
+        // One more /v1/predict (4 samples) between the two scrapes: every series moved by exactly that much.
+        double Delta(string after, string earlier, string series) => ServingWorld.Sample(after, series) - ServingWorld.Sample(earlier, series);
+        Assert.Equal(1, Delta(m, before, "fed_http_requests_total{route=\"/v1/predict\",code=\"200\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_http_request_duration_seconds_count{route=\"/v1/predict\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"+Inf\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_party_requests_total{party=\"guest\",status=\"ok\"}"));
+        Assert.Equal(1, Delta(m, before, "fed_party_request_duration_seconds_count{party=\"host\"}"));
+        Assert.Equal(4, Delta(m, before, "fed_predictions_total{status=\"ok\"}"));
+        Assert.True(ServingWorld.Sample(m, "fed_http_request_duration_seconds_sum{route=\"/v1/predict\"}") > 0);
+        // Buckets are cumulative: the 0.01 s bucket never holds more than +Inf.
+        Assert.True(ServingWorld.Sample(m, "fed_party_request_duration_seconds_bucket{party=\"host\",le=\"0.01\"}")
+            <= ServingWorld.Sample(m, "fed_party_request_duration_seconds_bucket{party=\"host\",le=\"+Inf\"}"));
+        var pm = await W.Ops(Http, W.Parties["host"].Url);
+        Assert.Equal(4, Delta(pm, hostBefore, "fed_partial_scores_total{status=\"ok\"}"));
+        Assert.Equal(1, Delta(pm, hostBefore, "fed_http_requests_total{route=\"/v1/partial-scores\",code=\"200\"}"));
     }
 
     [Fact]
@@ -624,7 +678,8 @@ public abstract class ServingContract(WorldFixture f)
         await party.StartAsync();
         Assert.NotNull(party.OpsUrl);
         Assert.Equal(200, (int)(await Http.GetAsync(party.OpsUrl + "/readyz")).StatusCode);
-        Assert.Contains("fed_http_requests_total", await Http.GetStringAsync(party.OpsUrl + "/metrics"));
+        // The ops listener's own requests (/readyz above) are counted and served without a signature.
+        Assert.Equal(1, ServingWorld.Sample(await Http.GetStringAsync(party.OpsUrl + "/metrics"), "fed_http_requests_total{route=\"/readyz\",code=\"200\"}"));
         var partial = "{\"model_id\":\"" + W.ModelId + "\",\"sample_ids\":[\"a\"],\"mode\":\"realtime\"}";
         Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Post, party.OpsUrl + "/v1/partial-scores", "initiator", W.GuestKey, partial)).Status);
         Assert.Equal(404, (await ServingWorld.Send(Http, HttpMethod.Get, party.Url + "/metrics", "admin", W.AdminKey, null)).Status);
@@ -756,7 +811,7 @@ public sealed class OracleTests(WorldFixture f) : IClassFixture<WorldFixture>
         var lines = audit.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(5, lines.Length); // initiator, admin, feeder x2, and the initiator's predict
         foreach (var id in asked) Assert.DoesNotContain(id, audit);
-        var first = JsonDocument.Parse(lines[0]).RootElement;
+        var first = JsonDocument.Parse(lines[0]).RootElement.GetProperty("State");
         Assert.Equal("initiator", first.GetProperty("caller").GetString());
         Assert.Equal(string.Join(',', asked.Select(id => OracleLimits.Token(auditKey, id))), first.GetProperty("id_hmacs").GetString());
         Assert.NotEqual(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(asked[0]))),

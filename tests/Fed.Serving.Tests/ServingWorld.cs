@@ -263,6 +263,15 @@ public sealed class ServingWorld : IAsyncDisposable
         return status == 200 ? body : throw new InvalidOperationException($"GET {path}: HTTP {status}: {body}");
     }
 
+    /// <summary>The value of one series in a Prometheus exposition (e.g. <c>fed_x_total{a="b"}</c>); 0 when absent.</summary>
+    public static double Sample(string exposition, string series)
+    {
+        foreach (var line in exposition.Split('\n'))
+            if (line.StartsWith(series + " ", StringComparison.Ordinal))
+                return double.Parse(line[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        return 0;
+    }
+
     public static string PredictBody(string modelId, IEnumerable<string> ids, string mode = "realtime", bool useCache = false) =>
         JsonSerializer.Serialize(new { model_id = modelId, sample_ids = ids.ToArray(), mode, use_cache = useCache });
 

@@ -167,8 +167,8 @@ public sealed class ServingBenchmark : IBenchmark
         var nearUris = ids.Select(id => new Uri($"{near.Url}/v1/predictions/{world.ModelId}/{id}")).ToArray();
         Task<bool> NearLookup(int i) => Send(HttpMethod.Get, nearUris[Pick(i, nearUris.Length)], null);
         await Drive(Workers, warm, NearLookup);
-        long NearHits() => near.Metrics.Counter("fed_near_cache_lookups_total", Fed.Serving.Metrics.L("result", "hit"));
-        long NearMisses() => near.Metrics.Counter("fed_near_cache_lookups_total", Fed.Serving.Metrics.L("result", "miss"));
+        long NearHits() => near.Metrics.Value("fed_near_cache_lookups_total", "hit");
+        long NearMisses() => near.Metrics.Value("fed_near_cache_lookups_total", "miss");
         async Task<(Load Load, double HitRatio)> NearPhase(int workers)
         {
             var (h, m) = (NearHits(), NearMisses());

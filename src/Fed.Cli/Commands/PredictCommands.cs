@@ -71,7 +71,7 @@ public static class PredictCommands
                 using var bar = o.Bar("scoring", null);
                 var res = engine switch
                 {
-                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+) rows scored"), format, masking: masking),
+                    "local" => LocalEngine.Execute(plan, w, a.Opt("out"), o.Lines(bar, @"^\s*(?<done>[\d,]+)(?: of (?<total>[\d,]+))? rows scored"), format, masking: masking),
                     "sql" or "odbc" => SqlEngine.Execute(plan, w),
                     _ => SparkSqlEngine.Execute(plan, emitted, o.Progress),
                 };

@@ -74,7 +74,8 @@ public static class TrainCommands
                 var c = PartyConfig.Load(a.Get("config"));
                 var r = PartyRunner.RunAsync(c, o.Progress).GetAwaiter().GetResult();
                 o.Say($"{c.Party}: training finished ({r.StopReason}){(r.Model is null ? "" : $", model written to {Path.Combine(c.Out!, c.Party + ".model.json")}")}");
-                o.Result(new { ok = true, party = c.Party, role = c.Role, stop_reason = r.StopReason, losses = r.Losses });
+                o.Result(new { ok = true, party = c.Party, role = c.Role, stop_reason = r.StopReason, losses = r.Losses,
+                    filled_with_mean = c.Role == "arbiter" ? null : r.FilledWithMean });
                 return 0;
             }),
         new("train cert", "Create a party's self-signed TLS certificate (PKCS#12, mode 0600) and print its SHA-256 pin for the peers' configs",

@@ -90,6 +90,7 @@ public static class LocalTraining
                 ["guest"] = guestParty.Name, ["hosts"] = hostParties.Select(h => h.Name).ToArray(),
                 ["psi"] = psi, ["key_bits"] = options.KeyBits,
                 ["intersection"] = guest.Intersection, ["train_rows"] = guest.TrainRows, ["test_rows"] = guest.TestRows,
+                ["filled_with_mean"] = outcomes.Where(o => o.Model != null).ToDictionary(o => o.Party, o => o.FilledWithMean),
                 ["epochs"] = guest.Losses.Count, ["stop_reason"] = guest.StopReason,
                 ["final_loss"] = guest.Losses.Count > 0 ? guest.Losses[^1] : null,
                 ["loss_per_epoch"] = guest.Losses,

@@ -128,6 +128,7 @@ public static class PartyRunner
                 TrainingReport.Write(c.Out!, new Dictionary<string, object?>
                 {
                     ["ok"] = true, ["party"] = c.Party, ["intersection"] = outcome.Intersection, ["train_rows"] = outcome.TrainRows,
+                    ["filled_with_mean"] = outcome.FilledWithMean,
                     ["epochs"] = outcome.Losses.Count, ["stop_reason"] = outcome.StopReason, ["loss_per_epoch"] = outcome.Losses, ["seconds"] = outcome.Seconds,
                     ["holdout"] = outcome.Holdout?.ToJson(), ["warnings"] = LocalTraining.Warnings(outcome),
                 }, outcome.Losses, $"{c.ModelId}: loss per epoch");

@@ -58,6 +58,8 @@ public sealed class PartyOutcome
     public int TrainRows { get; init; }
     public int TestRows { get; init; }
     public string StopReason { get; init; } = "";
+    /// <summary>Data parties: per feature, the blank values of the training rows filled with the training mean.</summary>
+    public Dictionary<string, long> FilledWithMean { get; init; } = new();
     public Dictionary<string, double> Seconds { get; init; } = new();
     /// <summary>Standardized weights (what the protocol trained), for comparisons with the plain trainer.</summary>
     public Train.PartyWeights? Weights { get; init; }

@@ -99,6 +99,8 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         var targets = encoding.Targets(train.Select(i => aligned.Labels![i]).ToArray());
         var std = Standardizer.Fit(aligned.Columns, train);
         var x = std.Transform(aligned.Columns, train);
+        var blanks = Standardizer.Blanks(table.Features, aligned.Columns, train);
+        Log(Standardizer.BlanksLine(Net.Self, blanks));
         var plan = Plan.From(options, encoding.Classes, encoding.Outputs, rows.Length, train.Length, parties, [table.Features.Length, .. hostFeatures]);
         plan.CheckBatch(Net.Self);
         Log($"{Net.Self}: {rows.Length} ids in the intersection, {train.Length} for training, {test.Length} held out");
@@ -244,7 +246,7 @@ public sealed class GuestRole(IMessenger net, PartyTable table, TrainOptions opt
         return new PartyOutcome
         {
             Party = Net.Self, Model = model, Losses = losses, Intersection = rows.Length, TrainRows = n, TestRows = test.Length,
-            StopReason = stop, Seconds = Seconds, Weights = new PartyWeights(W, bias), Holdout = holdout,
+            StopReason = stop, Seconds = Seconds, Weights = new PartyWeights(W, bias), Holdout = holdout, FilledWithMean = blanks,
         };
     }
 
@@ -357,6 +359,8 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, str
             throw new FedFailureException($"alignment mismatch: the guest trains on {plan.TrainRows} rows, this host ({Net.Self}) has {train.Length}");
         var std = Standardizer.Fit(aligned.Columns, train);
         var x = std.Transform(aligned.Columns, train);
+        var blanks = Standardizer.Blanks(table.Features, aligned.Columns, train);
+        Log(Standardizer.BlanksLine(Net.Self, blanks));
         var key = ReadKey(await Net.ReceiveAsync(arbiter, "pubkey", ct));
         CheckKey(key, plan, insecureTestKeyBits);
         Log($"{Net.Self}: aligned {rows.Length} ids, training on {train.Length}");
@@ -427,7 +431,7 @@ public sealed class HostRole(IMessenger net, PartyTable table, string guest, str
         return new PartyOutcome
         {
             Party = Net.Self, Model = model, Intersection = rows.Length, TrainRows = n, TestRows = test.Length, StopReason = stop,
-            Seconds = Seconds, Weights = new PartyWeights(opt.W, []),
+            Seconds = Seconds, Weights = new PartyWeights(opt.W, []), FilledWithMean = blanks,
         };
     }
 

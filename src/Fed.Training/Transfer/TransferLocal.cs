@@ -109,8 +109,8 @@ public static class TransferPlain
                     var e = beta[1 - s][c];
                     for (var k = 0; k < c; k++) e += beta[1 - s][k] * side.CRaw[i][k];
                     var z = own + e;
-                    var d = Objective.Residual(o.Kind, z, side.Y[i]);
-                    loss += Objective.Loss(o.Kind, z, side.Y[i]);
+                    var d = TaylorObjective.Residual(o.Kind, z, side.Y[i]);
+                    loss += TaylorObjective.Loss(o.Kind, z, side.Y[i]);
                     for (var f = 0; f < side.Features; f++) grads[s][f] += d * side.X[i][f];
                     if (s == 0) grads[0][^1] += d;
                     for (var k = 0; k < c; k++) gsum[s][k] += d * side.CRaw[i][k];

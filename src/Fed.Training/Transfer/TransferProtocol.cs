@@ -120,8 +120,8 @@ public sealed class TransferPartyRole(IMessenger net, PartyTable table, string? 
 
         var w = new double[d];
         var bias = 0.0;
-        var a = Objective.ResidualScale(kindPlan);
-        var q = Objective.LossQuadratic(kindPlan);
+        var a = TaylorObjective.ResidualScale(kindPlan);
+        var q = TaylorObjective.LossQuadratic(kindPlan);
         var stop = "";
         var losses = new List<double>();
         for (var epoch = 0; ; epoch++)
@@ -136,16 +136,16 @@ public sealed class TransferPartyRole(IMessenger net, PartyTable table, string? 
             var own = new double[n];
             for (var i = 0; i < n; i++) { var z = IsGuest ? bias : 0; for (var f = 0; f < d; f++) z += w[f] * side.X[i][f]; own[i] = z; }
             var resid = new PaillierCiphertext[n];
-            Parallel.For(0, n, i => resid[i] = key.AddPlain(e[i], residualCodec.Encode(Objective.ResidualOffset(kindPlan, own[i], side.Y[i]))));
+            Parallel.For(0, n, i => resid[i] = key.AddPlain(e[i], residualCodec.Encode(TaylorObjective.ResidualOffset(kindPlan, own[i], side.Y[i]))));
             var g = Homomorphic.Dot(key, resid, 0, n, craw1, c + 1);
             await Net.SendAsync(other, tag + "G", new Message().Ciphertexts("G", key, g.Select(key.Rerandomize).ToArray()), ct);
 
             // Loss: my customers' P + c e, the squared term of the other party's customers under my beta, my L2.
-            var lin = Homomorphic.WeightedSum(key, e, own.Select((o, i) => Homomorphic.Scalar(Objective.LossLinear(kindPlan, o, side.Y[i]), Scales.X)).ToArray());
+            var lin = Homomorphic.WeightedSum(key, e, own.Select((o, i) => Homomorphic.Scalar(TaylorObjective.LossLinear(kindPlan, o, side.Y[i]), Scales.X)).ToArray());
             var sqScalars = new BigInteger[(c + 1) * (c + 1)];
             for (var k = 0; k <= c; k++) for (var l = 0; l <= c; l++) sqScalars[k * (c + 1) + l] = Homomorphic.Scalar(q * beta[k] * beta[l], Scales.Q);
             var sq = key.Multiply(Homomorphic.WeightedSum(key, otherGram, sqScalars), BigInteger.One << (Scales.Loss - Scales.F - Scales.Q));
-            var plain = own.Select((o, i) => Objective.LossConstant(kindPlan, o, side.Y[i])).Sum() + plan.Total * plan.L2 / 2 * w.Sum(v => v * v);
+            var plain = own.Select((o, i) => TaylorObjective.LossConstant(kindPlan, o, side.Y[i])).Sum() + plan.Total * plan.L2 / 2 * w.Sum(v => v * v);
             var loss = key.Rerandomize(key.AddPlain(key.Add(lin, sq), lossCodec.Encode(plain)));
 
             // My gradient: sum over my customers (X^T [[z+b]]) plus L . G over the other party's customers.
