@@ -111,7 +111,7 @@ public class TransferTests(ITestOutputHelper output)
         "Kind", "Common", "Guest", "Host", "Arbiter",                                   // TransferHello
         "TrainRows", "Features",                                                       // TransferInfo
         "Parties", "TestBuckets", "MaxIter", "LearningRate", "L2", "Tolerance", "LossThreshold", "KeyBits", "ModelId", "Version", // TransferPlan
-        "Epoch", "Stop", "Reason", "Loss",                                             // Decision
+        "Epoch", "Stop", "Reason", "Loss", "Restart",                                  // Decision
     ];
 
     static readonly Dictionary<string, string[]> PartsByTag = new()
