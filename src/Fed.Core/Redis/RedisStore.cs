@@ -28,7 +28,7 @@ public static class RedisStore
 
     /// <summary>
     /// When a cluster node's connection fails, re-reads the topology every second (CLUSTER NODES through the client)
-    /// for at least 30 s and until every master that holds slots is connected again, for at most two minutes. Without it the client may keep
+    /// until every master that holds slots is connected again, for at most two minutes. Without it the client may keep
     /// the topology it read while the failed master still held its slots (the only node that would answer MOVED is
     /// dead), and route those slots nowhere until its next periodic check; measured here: lookups of the failed
     /// master's keys did not come back within 60 s in one run of <c>ClusterFailoverTests</c>.
@@ -49,9 +49,7 @@ public static class RedisStore
                         try { await mux.ConfigureAsync(); }
                         catch (ObjectDisposedException) { return; }
                         catch (Exception e) when (e is RedisException or TimeoutException) { continue; }
-                        // Not before 30 s: the event can fire before the failed node's state is visible (its connection
-                        // still marked up), so an early check passes and the promotion seconds later goes unseen.
-                        if (i >= 30 && MastersConnected(mux)) return;
+                        if (MastersConnected(mux)) return;
                     }
                 }
                 finally { Volatile.Write(ref running, 0); }
