@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Fed.Core;
 using Fed.Core.Model;
 
 namespace Fed.Training.Horizontal;
@@ -19,7 +20,8 @@ public sealed record HorizontalPlan(
 
     public HorizontalOptions ToOptions()
     {
-        PartialModel.TryParseKind(Kind, out var kind);
+        // A party checks the plan it is sent as it checks its own config: an unknown kind is refused, never defaulted.
+        if (!PartialModel.TryParseKind(Kind, out var kind)) throw new BadInputException($"plan: kind must be logistic, linear or softmax, got '{Kind}'");
         var o = new HorizontalOptions
         {
             Kind = kind, Classes = Classes, Rounds = Rounds, LocalEpochs = LocalEpochs, BatchSize = BatchSize, LearningRate = LearningRate,

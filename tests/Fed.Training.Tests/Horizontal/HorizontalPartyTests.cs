@@ -93,4 +93,13 @@ public class HorizontalPartyTests(ITestOutputHelper output)
         File.WriteAllText(bad, """{"name": "coordinator", "dp_level": "client"}""");
         Assert.Contains("needs --dp-epsilon", Assert.Throws<BadInputException>(() => HorizontalPartyConfig.Load(bad).Options()).Message);
     }
+
+    [Fact]
+    public void A_plan_with_an_unknown_kind_is_refused_by_the_party_not_defaulted()
+    {
+        var plan = HorizontalPlan.From(new HorizontalOptions(), ["f1"], ["agg1"], "coordinator", new byte[16]);
+        Assert.Equal(ModelKind.Logistic, plan.ToOptions().Kind);
+        var e = Assert.Throws<BadInputException>(() => (plan with { Kind = "poisson" }).ToOptions());
+        Assert.Contains("'poisson'", e.Message);
+    }
 }
